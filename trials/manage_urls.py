@@ -1,0 +1,10 @@
+from django.urls import path
+
+from trials import manage_views
+
+app_name = "manage"
+
+urlpatterns = [
+    path("", manage_views.trial_list, name="trial_list"),
+    path("trials/<slug:slug>/v<int:version>/", manage_views.trial_detail, name="trial_detail"),
+]

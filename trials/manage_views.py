@@ -1,0 +1,60 @@
+"""The experimenters' dashboard at /manage/ (login required; experimenter or statistician)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from trials.models import Trial
+from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
+from trials.selectors import trial_overview, trial_participants
+
+View = Callable[..., HttpResponse]
+
+
+def staff_role_required(view: View) -> View:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not has_role(request.user, EXPERIMENTER, STATISTICIAN):
+            return render(request, "manage/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@staff_role_required
+def trial_list(request: HttpRequest) -> HttpResponse:
+    trials = Trial.objects.order_by("slug", "-version")
+    rows = [(trial, trial_overview(trial)) for trial in trials]
+    return render(request, "manage/trial_list.html", {"rows": rows})
+
+
+@staff_role_required
+def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
+    trial = get_object_or_404(Trial, slug=slug, version=version)
+    overview = trial_overview(trial)
+    page = Paginator(trial_participants(trial), 100).get_page(request.GET.get("page"))
+    peak = max((n for _, n in overview.enrollment_by_day), default=0)
+    table = [
+        (stratum or "(unstratified)", [overview.by_arm_stratum.get((arm, stratum), 0) for arm in overview.arms])
+        for stratum in overview.strata
+    ]
+    return render(
+        request,
+        "manage/trial_detail.html",
+        {
+            "trial": trial,
+            "overview": overview,
+            "page": page,
+            "peak": peak,
+            "arm_stratum_table": table,
+        },
+    )

@@ -1,0 +1,258 @@
+"""Trials, arms, stages, participants, allocations and the records of each stage.
+
+Business rules live in ``services.py``; these models hold data and the constraints the
+database must enforce whatever the code does (one allocation per participant, gap-free
+unique sequence numbers, one live version per slug, one record per participant and stage).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+
+
+def new_participant_id() -> str:
+    # 128 bits from the OS CSPRNG: unguessable, so it can live in a (signed) cookie or a link.
+    return secrets.token_urlsafe(16)
+
+
+def new_public_code() -> str:
+    # A short pseudonymous code shown to people (dashboard, exports); not a secret.
+    return "P" + secrets.token_hex(4).upper()
+
+
+def new_completion_code() -> str:
+    return secrets.token_hex(4).upper()
+
+
+class Trial(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        LIVE = "live", "Live"
+        CLOSED = "closed", "Closed"
+
+    slug = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField(default=1)
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    definition = models.JSONField(help_text="The normalised trial.toml")
+    files = models.JSONField(default=dict, help_text="Referenced files: relative path -> text")
+    definition_hash = models.CharField(max_length=64, help_text="SHA-256 of the current draft")
+    protocol_hash = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 frozen at launch (preregistration)"
+    )
+    # Concealment: the seed is never rendered, logged or serialised for anyone.
+    randomization_seed = models.CharField(max_length=128, blank=True, editable=False)
+    randomization_scheme = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    launched_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["slug", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["slug", "version"], name="trial_slug_version_unique"),
+            models.UniqueConstraint(
+                fields=["slug"], condition=Q(status="live"), name="trial_one_live_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug} v{self.version} ({self.status})"
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.status != self.Status.DRAFT
+
+    @property
+    def analysis_plan(self) -> dict[str, Any]:
+        return dict(self.definition.get("analysis", {}))
+
+
+class Arm(models.Model):
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="arms")
+    key = models.CharField(max_length=40)
+    label = models.CharField(max_length=200)
+    weight = models.PositiveIntegerField()
+    tools = models.JSONField(default=list)
+    settings = models.JSONField(default=dict, blank=True)
+    order = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["trial", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "key"], name="arm_key_unique"),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="arm_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial.slug}:{self.key}"
+
+
+class Stage(models.Model):
+    class Type(models.TextChoices):
+        CONSENT = "consent"
+        SCREENING = "screening"
+        INSTRUCTIONS = "instructions"
+        TASK = "task"
+        QUIZ = "quiz"
+        SURVEY = "survey"
+        DEBRIEF = "debrief"
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="stages")
+    key = models.CharField(max_length=40)
+    type = models.CharField(max_length=20, choices=Type.choices)
+    title = models.CharField(max_length=200)
+    order = models.PositiveIntegerField()
+    time_limit_seconds = models.PositiveIntegerField(null=True, blank=True)
+    tools = models.JSONField(default=list)
+    config = models.JSONField(default=dict, help_text="The stage's table from trial.toml")
+
+    class Meta:
+        ordering = ["trial", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "key"], name="stage_key_unique"),
+            models.UniqueConstraint(fields=["trial", "order"], name="stage_order_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial.slug}:{self.key}"
+
+
+class Participant(models.Model):
+    class Status(models.TextChoices):
+        CONSENTING = "consenting", "Reading consent"
+        SCREENING = "screening", "Screening"
+        DECLINED = "declined", "Declined consent"
+        SCREENED_OUT = "screened_out", "Screened out"
+        ACTIVE = "active", "In the trial"
+        COMPLETED = "completed", "Completed"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_participant_id)
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="participants")
+    public_code = models.CharField(max_length=16, default=new_public_code)
+    prolific_pid = models.CharField(max_length=64, blank=True)
+    study_id = models.CharField(max_length=64, blank=True)
+    session_id = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONSENTING)
+    consented_at = models.DateTimeField(null=True, blank=True)
+    baseline = models.JSONField(default=dict, blank=True)
+    eligible = models.BooleanField(null=True)
+    screen_out_reasons = models.JSONField(default=list, blank=True)
+    stratum = models.CharField(max_length=200, blank=True)
+    current_stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    stage_deadline = models.DateTimeField(null=True, blank=True)
+    completion_code = models.CharField(max_length=16, blank=True)
+    is_synthetic = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["trial", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "prolific_pid"],
+                condition=~Q(prolific_pid=""),
+                name="participant_prolific_pid_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["trial", "public_code"], name="participant_public_code_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["trial", "status"])]
+
+    def __str__(self) -> str:
+        return self.public_code
+
+
+class AllocationSequence(models.Model):
+    """The row that serialises allocation: one per trial and stratum ("" when unstratified,
+    and the whole trial for minimization). Allocation locks it with SELECT ... FOR UPDATE."""
+
+    trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="sequences")
+    stratum = models.CharField(max_length=200, blank=True)
+    next_index = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trial", "stratum"], name="sequence_stratum_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trial.slug}:{self.stratum or '(all)'}"
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+class Allocation(models.Model):
+    """The allocation log: one row per participant, ever; never updated or deleted."""
+
+    participant = models.OneToOneField(
+        Participant, on_delete=models.PROTECT, related_name="allocation"
+    )
+    trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="allocations")
+    arm = models.ForeignKey(Arm, on_delete=models.PROTECT, related_name="allocations")
+    stratum = models.CharField(max_length=200, blank=True)
+    scheme = models.CharField(max_length=32)
+    sequence_number = models.PositiveIntegerField(help_text="1-based, within trial and stratum")
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trial", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trial", "stratum", "sequence_number"], name="allocation_sequence_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id} -> {self.arm.key}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("allocations are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("allocations are append-only")
+
+
+class StageRecord(models.Model):
+    """One participant's passage through one stage: when it began and ended, and how."""
+
+    class EndReason(models.TextChoices):
+        COMPLETED = "completed", "Completed"
+        TIMED_OUT = "timed_out", "Timed out (censored)"
+        SCREENED_OUT = "screened_out", "Screened out"
+        DECLINED = "declined", "Declined"
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="stage_records"
+    )
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="records")
+    started_at = models.DateTimeField()
+    deadline = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
+    answers = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["participant", "started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "stage"], name="stage_record_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.stage.key}"

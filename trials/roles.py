@@ -1,0 +1,30 @@
+"""Roles are groups. Experimenters run trials; statisticians read and export; graders grade."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+EXPERIMENTER = "experimenter"
+STATISTICIAN = "statistician"
+GRADER = "grader"
+ROLES = (EXPERIMENTER, STATISTICIAN, GRADER)
+
+
+def has_role(user: AbstractBaseUser | AnonymousUser, *roles: str) -> bool:
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if getattr(user, "is_superuser", False):
+        return True
+    return user.groups.filter(name__in=roles).exists()  # type: ignore[union-attr]
+
+
+def ensure_groups() -> None:
+    """Create the role groups with their permissions (idempotent; run after migrate)."""
+    from django.contrib.auth.models import Group, Permission
+
+    app_perms = Permission.objects.filter(content_type__app_label__in=["trials", "quizzes", "analysis"])
+    experimenter, _ = Group.objects.get_or_create(name=EXPERIMENTER)
+    experimenter.permissions.set(app_perms.exclude(codename__startswith="delete_"))
+    statistician, _ = Group.objects.get_or_create(name=STATISTICIAN)
+    statistician.permissions.set(app_perms.filter(codename__startswith="view_"))
+    Group.objects.get_or_create(name=GRADER)

@@ -1,0 +1,486 @@
+"""Writes: importing and launching trials, enrolling, screening, allocating, moving through
+stages. Each public function is one transaction; the database constraints back every rule
+that must hold under concurrency."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from trials import randomization
+from trials.definition import (
+    TrialDefinition,
+    eligibility_failures,
+    question_choices,
+    stratum_key,
+)
+from trials.models import (
+    Allocation,
+    AllocationSequence,
+    Arm,
+    Participant,
+    Stage,
+    StageRecord,
+    Trial,
+    new_completion_code,
+    new_public_code,
+)
+
+logger = logging.getLogger("skilltrial.trials")
+
+# A request that left the browser just before the deadline still counts as in time.
+DEADLINE_GRACE = timedelta(seconds=5)
+
+
+class TrialError(Exception):
+    """A request the trial's state does not allow; the message is safe to show."""
+
+
+class TrialFrozen(TrialError):
+    pass
+
+
+class StageConflict(TrialError):
+    """The participant is no longer at the stage the request was made for."""
+
+
+# --- importing, launching, closing ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    trial: Trial
+    action: str  # "created", "updated" or "unchanged"
+
+
+def trial_import(*, definition: TrialDefinition, new_version: bool = False) -> ImportResult:
+    """Store a validated definition as a draft (or update the draft of the same version).
+
+    A live or closed version is frozen: a changed definition for it is refused unless
+    ``new_version`` asks to store it as the next version of the slug.
+    """
+    data = dict(definition.data)
+    slug = definition.slug
+    with transaction.atomic():
+        existing = Trial.objects.select_for_update().filter(slug=slug)
+        if new_version:
+            latest = existing.aggregate(Max("version"))["version__max"] or 0
+            data["version"] = max(latest + 1, definition.version)
+            definition = TrialDefinition(data=data, files=definition.files)
+        digest = definition.protocol_hash()
+        trial = existing.filter(version=definition.version).first()
+        if trial is None:
+            trial = Trial(slug=slug, version=definition.version)
+            action = "created"
+        elif trial.is_frozen:
+            if trial.protocol_hash == digest:
+                return ImportResult(trial, "unchanged")
+            raise TrialFrozen(
+                f"trial '{slug}' version {trial.version} is {trial.status} and its protocol is "
+                f"frozen (hash {trial.protocol_hash[:12]}…); this definition differs. Import it "
+                "as a new version: raise 'version' in trial.toml, or pass --new-version."
+            )
+        elif trial.definition_hash == digest:
+            return ImportResult(trial, "unchanged")
+        else:
+            action = "updated"
+        trial.title = data["title"]
+        trial.description = data.get("description", "")
+        trial.definition = data
+        trial.files = definition.files
+        trial.definition_hash = digest
+        trial.randomization_scheme = data["randomization"]["scheme"]
+        trial.save()
+        if action == "updated":
+            trial.stages.all().delete()
+            trial.arms.all().delete()
+        Arm.objects.bulk_create(
+            Arm(
+                trial=trial,
+                key=arm["key"],
+                label=arm["label"],
+                weight=arm["weight"],
+                tools=arm["tools"],
+                settings=arm.get("assistant", {}),
+                order=i,
+            )
+            for i, arm in enumerate(data["arms"])
+        )
+        Stage.objects.bulk_create(
+            Stage(
+                trial=trial,
+                key=stage["key"],
+                type=stage["type"],
+                title=stage["title"],
+                order=i,
+                time_limit_seconds=(
+                    round(stage["time_limit_minutes"] * 60)
+                    if "time_limit_minutes" in stage
+                    else None
+                ),
+                tools=stage["tools"],
+                config=stage,
+            )
+            for i, stage in enumerate(data["stages"])
+        )
+    logger.info("trial %s v%s %s (definition %s)", slug, trial.version, action, digest[:12])
+    return ImportResult(trial, action)
+
+
+def _strata_levels(trial: Trial) -> list[str]:
+    scheme = trial.definition["randomization"]
+    if scheme["scheme"] != "stratified_blocks":
+        return [""]
+    questions = {q["key"]: q for q in trial.definition["baseline"]}
+    level_lists = [
+        [c["value"] for c in question_choices(questions[key])] for key in scheme["strata"]
+    ]
+    return [
+        stratum_key(scheme["strata"], dict(zip(scheme["strata"], combo, strict=True)))
+        for combo in itertools.product(*level_lists)
+    ]
+
+
+def trial_launch(*, trial: Trial) -> Trial:
+    """Freeze a draft: store its protocol hash and a fresh randomization seed, open entry."""
+    with transaction.atomic():
+        trial = Trial.objects.select_for_update().get(pk=trial.pk)
+        if trial.status != Trial.Status.DRAFT:
+            raise TrialError(f"trial '{trial.slug}' version {trial.version} is already {trial.status}")
+        live = Trial.objects.filter(slug=trial.slug, status=Trial.Status.LIVE).first()
+        if live is not None:
+            raise TrialError(
+                f"version {live.version} of '{trial.slug}' is live; close it first "
+                f"(python manage.py close_trial {trial.slug})"
+            )
+        trial.status = Trial.Status.LIVE
+        trial.protocol_hash = trial.definition_hash
+        trial.randomization_seed = secrets.token_hex(32)
+        trial.launched_at = timezone.now()
+        trial.save()
+        AllocationSequence.objects.bulk_create(
+            [AllocationSequence(trial=trial, stratum=s) for s in _strata_levels(trial)],
+            ignore_conflicts=True,
+        )
+    logger.info("trial %s v%s launched, protocol %s", trial.slug, trial.version, trial.protocol_hash)
+    return trial
+
+
+def trial_close(*, trial: Trial) -> Trial:
+    updated = Trial.objects.filter(pk=trial.pk, status=Trial.Status.LIVE).update(
+        status=Trial.Status.CLOSED, closed_at=timezone.now()
+    )
+    if not updated:
+        raise TrialError(f"trial '{trial.slug}' version {trial.version} is not live")
+    trial.refresh_from_db()
+    return trial
+
+
+# --- entry ---------------------------------------------------------------------------------
+
+
+EXTERNAL_ID_FIELDS = {"PROLIFIC_PID": "prolific_pid", "STUDY_ID": "study_id", "SESSION_ID": "session_id"}
+
+
+def _start_stage(participant: Participant, stage: Stage | None, now: Any) -> None:
+    participant.current_stage = stage
+    participant.stage_started_at = now if stage else None
+    participant.stage_deadline = (
+        now + timedelta(seconds=stage.time_limit_seconds)
+        if stage is not None and stage.time_limit_seconds
+        else None
+    )
+    if stage is not None:
+        StageRecord.objects.create(
+            participant=participant,
+            stage=stage,
+            started_at=now,
+            deadline=participant.stage_deadline,
+        )
+
+
+def participant_enter(*, trial: Trial, external_ids: dict[str, str]) -> Participant:
+    """Create a participant at the trial's first stage, or return the one that already has
+    this Prolific id (a returning person keeps their record and arm)."""
+    ids = {
+        field: value.strip()[:64]
+        for key, field in EXTERNAL_ID_FIELDS.items()
+        if (value := external_ids.get(key, "")).strip()
+    }
+    if trial.status != Trial.Status.LIVE:
+        raise TrialError("this study is not open")
+    if ids.get("prolific_pid"):
+        found = Participant.objects.filter(trial=trial, prolific_pid=ids["prolific_pid"]).first()
+        if found is not None:
+            return found
+    first = trial.stages.order_by("order").first()
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            participant = Participant.objects.create(trial=trial, **ids)
+            _start_stage(participant, first, now)
+            participant.save()
+    except IntegrityError:
+        # Two first visits with one Prolific id at once, or a public-code collision.
+        if ids.get("prolific_pid"):
+            return Participant.objects.get(trial=trial, prolific_pid=ids["prolific_pid"])
+        with transaction.atomic():
+            participant = Participant.objects.create(
+                trial=trial, public_code=new_public_code(), **ids
+            )
+            _start_stage(participant, first, now)
+            participant.save()
+    return participant
+
+
+# --- the stage engine ----------------------------------------------------------------------
+
+
+def _next_stage(stage: Stage) -> Stage | None:
+    return (
+        Stage.objects.filter(trial_id=stage.trial_id, order__gt=stage.order).order_by("order").first()
+    )
+
+
+def _advance(
+    participant: Participant,
+    stage: Stage,
+    *,
+    reason: str,
+    answers: dict[str, Any] | None,
+    now: Any,
+) -> Participant:
+    """Move from ``stage`` to the next one by compare-and-set; raise StageConflict if the
+    participant is no longer at ``stage`` (a replayed request or a second tab). Must run inside
+    a transaction."""
+    nxt = _next_stage(stage)
+    deadline = (
+        now + timedelta(seconds=nxt.time_limit_seconds) if nxt and nxt.time_limit_seconds else None
+    )
+    updates: dict[str, Any] = {
+        "current_stage": nxt,
+        "stage_started_at": now if nxt else None,
+        "stage_deadline": deadline,
+    }
+    if nxt is not None and nxt.type == Stage.Type.DEBRIEF:
+        updates.update(
+            status=Participant.Status.COMPLETED,
+            completed_at=now,
+            completion_code=new_completion_code(),
+        )
+    changed = Participant.objects.filter(pk=participant.pk, current_stage=stage).update(**updates)
+    if changed != 1:
+        raise StageConflict("this step has already been completed")
+    record_updates: dict[str, Any] = {"ended_at": now, "end_reason": reason}
+    if answers is not None:
+        record_updates["answers"] = answers
+    StageRecord.objects.filter(participant=participant, stage=stage, ended_at__isnull=True).update(
+        **record_updates
+    )
+    if nxt is not None:
+        StageRecord.objects.create(
+            participant=participant, stage=nxt, started_at=now, deadline=deadline
+        )
+    participant.refresh_from_db()
+    return participant
+
+
+def participant_sync_clock(*, participant: Participant) -> Participant:
+    """Close every stage whose server-side deadline has passed (recorded as timed out,
+    censored), so the participant is where the clock says they are."""
+    now = timezone.now()
+    while (
+        participant.current_stage is not None
+        and participant.stage_deadline is not None
+        and now > participant.stage_deadline + DEADLINE_GRACE
+    ):
+        stage = participant.current_stage
+        try:
+            with transaction.atomic():
+                participant = _advance(
+                    participant, stage, reason=StageRecord.EndReason.TIMED_OUT, answers=None, now=now
+                )
+        except StageConflict:
+            participant.refresh_from_db()
+        logger.info("participant %s: stage %s timed out", participant.public_code, stage.key)
+    return participant
+
+
+def _require_stage(participant: Participant, stage_key: str, stage_type: str) -> Stage:
+    stage = participant.current_stage
+    if stage is None or stage.key != stage_key:
+        raise StageConflict("this step is not the current one")
+    if stage.type != stage_type:
+        raise TrialError(f"stage '{stage_key}' is not a {stage_type} stage")
+    return stage
+
+
+def participant_consent(*, participant: Participant, stage_key: str, agreed: bool) -> Participant:
+    stage = _require_stage(participant, stage_key, Stage.Type.CONSENT)
+    now = timezone.now()
+    with transaction.atomic():
+        if not agreed:
+            changed = Participant.objects.filter(pk=participant.pk, current_stage=stage).update(
+                status=Participant.Status.DECLINED, current_stage=None, stage_deadline=None
+            )
+            if changed != 1:
+                raise StageConflict("this step has already been completed")
+            StageRecord.objects.filter(participant=participant, stage=stage).update(
+                ended_at=now, end_reason=StageRecord.EndReason.DECLINED
+            )
+            participant.refresh_from_db()
+            return participant
+        participant = _advance(
+            participant,
+            stage,
+            reason=StageRecord.EndReason.COMPLETED,
+            answers={"agreed": True},
+            now=now,
+        )
+        Participant.objects.filter(pk=participant.pk).update(
+            consented_at=now, status=Participant.Status.SCREENING
+        )
+    participant.refresh_from_db()
+    return participant
+
+
+def participant_screen(
+    *, participant: Participant, stage_key: str, answers: dict[str, Any]
+) -> Participant:
+    """Record baseline answers (already validated against the questions), decide eligibility
+    and, if eligible, allocate — only now — and move on. Screen-outs keep their reasons."""
+    stage = _require_stage(participant, stage_key, Stage.Type.SCREENING)
+    trial = participant.trial
+    reasons = eligibility_failures(trial.definition["eligibility"], answers)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        if locked.current_stage_id != stage.pk:
+            raise StageConflict("this step has already been completed")
+        locked.baseline = answers
+        locked.eligible = not reasons
+        locked.screen_out_reasons = reasons
+        if reasons:
+            locked.status = Participant.Status.SCREENED_OUT
+            locked.current_stage = None
+            locked.stage_deadline = None
+            locked.save()
+            StageRecord.objects.filter(participant=locked, stage=stage).update(
+                ended_at=now, end_reason=StageRecord.EndReason.SCREENED_OUT, answers=answers
+            )
+            logger.info("participant %s screened out", locked.public_code)
+            return locked
+        strata = trial.definition["randomization"].get("strata", [])
+        locked.stratum = stratum_key(strata, answers)
+        locked.status = Participant.Status.ACTIVE
+        locked.save()
+        allocation_assign(participant=locked)
+        return _advance(
+            locked, stage, reason=StageRecord.EndReason.COMPLETED, answers=answers, now=now
+        )
+
+
+def participant_complete_stage(
+    *, participant: Participant, stage_key: str, answers: dict[str, Any]
+) -> Participant:
+    """Finish a content stage (instructions, task, quiz, survey) with its final answers."""
+    stage = participant.current_stage
+    if stage is None or stage.key != stage_key:
+        raise StageConflict("this step is not the current one")
+    if stage.type in (Stage.Type.CONSENT, Stage.Type.SCREENING, Stage.Type.DEBRIEF):
+        raise TrialError(f"stage '{stage_key}' cannot be completed this way")
+    now = timezone.now()
+    if participant.stage_deadline and now > participant.stage_deadline + DEADLINE_GRACE:
+        return participant_sync_clock(participant=participant)
+    with transaction.atomic():
+        return _advance(
+            participant, stage, reason=StageRecord.EndReason.COMPLETED, answers=answers, now=now
+        )
+
+
+# --- allocation ----------------------------------------------------------------------------
+
+
+def _arm_weights(trial: Trial) -> list[randomization.ArmWeight]:
+    return [randomization.ArmWeight(arm.key, arm.weight) for arm in trial.arms.order_by("order")]
+
+
+def _minimization_counts(
+    trial: Trial, factors: list[str]
+) -> dict[str, dict[str, dict[str, int]]]:
+    counts: dict[str, dict[str, dict[str, int]]] = {f: {} for f in factors}
+    rows = Allocation.objects.filter(trial=trial).values_list("arm__key", "participant__baseline")
+    for arm_key, baseline in rows:
+        for factor in factors:
+            level = str((baseline or {}).get(factor, ""))
+            per_arm = counts[factor].setdefault(level, {})
+            per_arm[arm_key] = per_arm.get(arm_key, 0) + 1
+    return counts
+
+
+def allocation_assign(*, participant: Participant) -> Allocation:
+    """Allocate an eligible participant, once. Idempotent: an existing allocation is returned.
+
+    Serialised by a row lock on the trial's (or the participant's stratum's) sequence row, so
+    sequence numbers are gap-free and block balance exact with any number of app processes.
+    Keep this transaction short: nothing slow happens while the lock is held.
+    """
+    trial = participant.trial
+    if participant.eligible is not True:
+        raise TrialError("only eligible participants are allocated")
+    with transaction.atomic():
+        existing = Allocation.objects.filter(participant=participant).select_related("arm").first()
+        if existing is not None:
+            return existing
+        config = trial.definition["randomization"]
+        scheme = config["scheme"]
+        seq_stratum = participant.stratum if scheme == "stratified_blocks" else ""
+        AllocationSequence.objects.get_or_create(trial=trial, stratum=seq_stratum)
+        sequence = AllocationSequence.objects.select_for_update().get(
+            trial=trial, stratum=seq_stratum
+        )
+        index = sequence.next_index
+        arms = _arm_weights(trial)
+        seed = trial.randomization_seed
+        details: dict[str, Any] = {}
+        if scheme == "simple":
+            arm_key = randomization.simple_assign(
+                arms, randomization.make_rng(seed, "simple", index)
+            )
+        elif scheme in ("blocks", "stratified_blocks"):
+            schedule = randomization.BlockSchedule(arms, config["block_sizes"], seed, seq_stratum)
+            arm_key = schedule.arm_at(index)
+        elif scheme == "minimization":
+            factor_keys = [f["question"] for f in config["factors"]]
+            result = randomization.minimization_assign(
+                arms,
+                [randomization.MinimizationFactor(f["question"], f["weight"]) for f in config["factors"]],
+                _minimization_counts(trial, factor_keys),
+                {key: str(participant.baseline.get(key, "")) for key in factor_keys},
+                randomization.make_rng(seed, "minimization", index),
+                imbalance=config["imbalance"],
+                p_preferred=config["p_preferred"],
+            )
+            arm_key = result.arm
+            details = {"scores": result.scores, "used_preferred": result.used_preferred}
+        else:  # pragma: no cover - the definition validator rejects unknown schemes
+            raise TrialError(f"unknown randomization scheme {scheme!r}")
+        allocation = Allocation.objects.create(
+            participant=participant,
+            trial=trial,
+            arm=trial.arms.get(key=arm_key),
+            stratum=participant.stratum,
+            scheme=scheme,
+            sequence_number=index + 1,
+            details=details,
+        )
+        AllocationSequence.objects.filter(pk=sequence.pk).update(next_index=index + 1)
+    return allocation

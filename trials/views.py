@@ -1,0 +1,270 @@
+"""Participant pages. Each view parses the request, calls one service, renders.
+
+Who the participant is comes from a signed cookie; where they are, what they may use and when
+their time is up all come from the database on every request.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from trials import services
+from trials.forms import ConsentForm, QuestionForm
+from trials.models import Participant, Stage, Trial
+from trials.rendering import render_markdown
+from trials.selectors import live_trial, participant_tools
+
+COOKIE_SALT = "skilltrial.participant"
+COOKIE_MAX_AGE = 60 * 60 * 24 * 30
+
+
+def _cookie_name(trial: Trial) -> str:
+    return f"stp_{trial.slug}"
+
+
+def _participant_from_cookie(request: HttpRequest, trial: Trial) -> Participant | None:
+    participant_id = request.get_signed_cookie(
+        _cookie_name(trial), default=None, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE
+    )
+    if not participant_id:
+        return None
+    return (
+        Participant.objects.select_related("trial", "current_stage")
+        .filter(pk=participant_id, trial=trial)
+        .first()
+    )
+
+
+def _remember(response: HttpResponse, trial: Trial, participant: Participant) -> HttpResponse:
+    response.set_signed_cookie(
+        _cookie_name(trial),
+        participant.pk,
+        salt=COOKIE_SALT,
+        max_age=COOKIE_MAX_AGE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
+def _stage_url(trial: Trial, stage: Stage) -> str:
+    return reverse("trials:stage", args=[trial.slug, stage.key])
+
+
+def _not_open(request: HttpRequest, slug: str) -> HttpResponse:
+    return render(request, "trials/not_open.html", {"slug": slug}, status=404)
+
+
+@require_http_methods(["GET", "HEAD"])
+def entry(request: HttpRequest, slug: str) -> HttpResponse:
+    """/t/<slug>/: create or resume a participant and send them to their current stage."""
+    trial = live_trial(slug)
+    if trial is None:
+        return _not_open(request, slug)
+    participant = _participant_from_cookie(request, trial)
+    if participant is None:
+        external = {key: request.GET.get(key, "") for key in services.EXTERNAL_ID_FIELDS}
+        participant = services.participant_enter(trial=trial, external_ids=external)
+    return _remember(_redirect_to_current(trial, participant), trial, participant)
+
+
+def _redirect_to_current(trial: Trial, participant: Participant) -> HttpResponseRedirect:
+    if participant.current_stage is None:
+        return redirect("trials:finished", slug=trial.slug)
+    return redirect(_stage_url(trial, participant.current_stage))
+
+
+@require_http_methods(["GET", "HEAD"])
+def finished(request: HttpRequest, slug: str) -> HttpResponse:
+    trial = live_trial(slug)
+    if trial is None:
+        return _not_open(request, slug)
+    participant = _participant_from_cookie(request, trial)
+    if participant is None:
+        return redirect("trials:entry", slug=slug)
+    if participant.current_stage is not None:
+        return _redirect_to_current(trial, participant)
+    return render(request, "trials/finished.html", {"trial": trial, "participant": participant})
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def stage(request: HttpRequest, slug: str, stage_key: str) -> HttpResponse:
+    trial = live_trial(slug)
+    if trial is None:
+        return _not_open(request, slug)
+    participant = _participant_from_cookie(request, trial)
+    if participant is None:
+        return redirect("trials:entry", slug=slug)
+    participant = services.participant_sync_clock(participant=participant)
+    current = participant.current_stage
+    if current is None or current.key != stage_key:
+        # A later stage's URL, a replayed form or a second tab: go where the server says.
+        return _redirect_to_current(trial, participant)
+    handler = STAGE_HANDLERS[current.type]
+    try:
+        return handler(request, trial, participant, current)
+    except services.StageConflict:
+        participant.refresh_from_db()
+        return _redirect_to_current(trial, participant)
+
+
+def _page(
+    request: HttpRequest,
+    template: str,
+    trial: Trial,
+    participant: Participant,
+    stage: Stage,
+    context: dict[str, Any],
+    status: int = 200,
+) -> HttpResponse:
+    stages = list(trial.stages.order_by("order"))
+    remaining = None
+    if participant.stage_deadline is not None:
+        remaining = max(0, int((participant.stage_deadline - timezone.now()).total_seconds()))
+    base = {
+        "trial": trial,
+        "participant": participant,
+        "stage": stage,
+        "stage_number": stages.index(stage) + 1,
+        "stage_count": len(stages),
+        "remaining_seconds": remaining,
+        "tools": sorted(participant_tools(participant)),
+    }
+    return render(request, template, base | context, status=status)
+
+
+def _consent(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    form = ConsentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        participant = services.participant_consent(
+            participant=participant,
+            stage_key=stage.key,
+            agreed=form.cleaned_data["decision"] == "agree",
+        )
+        return _redirect_to_current(trial, participant)
+    text = render_markdown(trial.files.get(stage.config.get("file", ""), ""))
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "trials/consent.html", trial, participant, stage, {"form": form, "text": text}, status)
+
+
+def _screening(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    form = QuestionForm(trial.definition["baseline"], request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        participant = services.participant_screen(
+            participant=participant, stage_key=stage.key, answers=form.answers()
+        )
+        return _redirect_to_current(trial, participant)
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "trials/questions.html", trial, participant, stage, {"form": form}, status)
+
+
+def _survey(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    form = QuestionForm(stage.config.get("questions", []), request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        participant = services.participant_complete_stage(
+            participant=participant, stage_key=stage.key, answers=form.answers()
+        )
+        return _redirect_to_current(trial, participant)
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "trials/questions.html", trial, participant, stage, {"form": form}, status)
+
+
+def _instructions(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    if request.method == "POST":
+        participant = services.participant_complete_stage(
+            participant=participant, stage_key=stage.key, answers={}
+        )
+        return _redirect_to_current(trial, participant)
+    text = render_markdown(trial.files.get(stage.config.get("file", ""), ""))
+    return _page(request, "trials/instructions.html", trial, participant, stage, {"text": text})
+
+
+def _task_files(trial: Trial, folder: str) -> dict[str, Any]:
+    folder = folder.rstrip("/")
+    meta = tomllib.loads(trial.files[f"{folder}/task.toml"])
+    return {
+        "folder": folder,
+        "title": meta["title"],
+        "instructions": render_markdown(trial.files[f"{folder}/{meta['instructions']}"]),
+        "starter": trial.files[f"{folder}/{meta['starter']}"],
+    }
+
+
+def _task(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    # Only what a participant may see: title, instructions, starter code. Never the hidden
+    # tests or the reference solution.
+    tasks = [_task_files(trial, folder) for folder in stage.config.get("tasks", [])]
+    if request.method == "POST":
+        code = {
+            task["folder"]: request.POST.get(f"code_{i}", "")[:200_000]
+            for i, task in enumerate(tasks)
+        }
+        participant = services.participant_complete_stage(
+            participant=participant, stage_key=stage.key, answers={"code": code}
+        )
+        return _redirect_to_current(trial, participant)
+    return _page(request, "trials/task.html", trial, participant, stage, {"tasks": tasks})
+
+
+PARTICIPANT_QUESTION_FIELDS = ("key", "text", "type", "choices", "required")
+
+
+def _quiz_questions(trial: Trial, stage: Stage) -> list[dict[str, Any]]:
+    """The quiz as a participant may see it: no answer keys, no rubrics, no points logic."""
+    raw = tomllib.loads(trial.files[stage.config["quiz"]])
+    questions = []
+    for item in raw.get("questions", []):
+        question = {k: item[k] for k in PARTICIPANT_QUESTION_FIELDS if k in item}
+        if question.get("type") not in ("single_choice", "multi_choice", "number", "long_text"):
+            question["type"] = "short_text"
+        question.setdefault("required", False)
+        if "choices" in question:
+            question["choices"] = [
+                c if isinstance(c, dict) else {"value": c, "label": c} for c in question["choices"]
+            ]
+        questions.append(question)
+    return questions
+
+
+def _quiz(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    form = QuestionForm(_quiz_questions(trial, stage), request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        participant = services.participant_complete_stage(
+            participant=participant, stage_key=stage.key, answers=form.answers()
+        )
+        return _redirect_to_current(trial, participant)
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "trials/questions.html", trial, participant, stage, {"form": form}, status)
+
+
+def _debrief(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+    text = render_markdown(trial.files.get(stage.config.get("file", ""), ""))
+    redirect_url = trial.definition.get("completion_redirect_url", "")
+    if redirect_url:
+        redirect_url = redirect_url.replace("{code}", participant.completion_code)
+    return _page(
+        request,
+        "trials/debrief.html",
+        trial,
+        participant,
+        stage,
+        {"text": text, "redirect_url": redirect_url},
+    )
+
+
+STAGE_HANDLERS = {
+    Stage.Type.CONSENT: _consent,
+    Stage.Type.SCREENING: _screening,
+    Stage.Type.INSTRUCTIONS: _instructions,
+    Stage.Type.TASK: _task,
+    Stage.Type.QUIZ: _quiz,
+    Stage.Type.SURVEY: _survey,
+    Stage.Type.DEBRIEF: _debrief,
+}
