@@ -5,7 +5,15 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from trials.models import Allocation, AllocationSequence, Arm, Participant, Stage, StageRecord, Trial
+from trials.models import (
+    Allocation,
+    AllocationSequence,
+    Arm,
+    Participant,
+    Stage,
+    StageRecord,
+    Trial,
+)
 
 
 class ArmInline(admin.TabularInline):
@@ -52,7 +60,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Allocation)
 class AllocationAdmin(ReadOnlyAdmin):
-    list_display = ("participant", "trial", "arm", "stratum", "sequence_number", "scheme", "created_at")
+    list_display = (
+        "participant",
+        "trial",
+        "arm",
+        "stratum",
+        "sequence_number",
+        "scheme",
+        "created_at",
+    )
     list_filter = ("trial", "arm__key", "stratum")
 
 
@@ -66,9 +82,21 @@ class ParticipantAdmin(admin.ModelAdmin):
     list_display = ("public_code", "trial", "status", "current_stage", "stratum", "created_at")
     list_filter = ("trial", "status", "is_synthetic")
     search_fields = ("public_code", "prolific_pid")
-    readonly_fields = ("id", "trial", "baseline", "eligible", "screen_out_reasons", "stratum",
-                       "current_stage", "stage_started_at", "stage_deadline", "completion_code",
-                       "consented_at", "completed_at", "created_at")
+    readonly_fields = (
+        "id",
+        "trial",
+        "baseline",
+        "eligible",
+        "screen_out_reasons",
+        "stratum",
+        "current_stage",
+        "stage_started_at",
+        "stage_deadline",
+        "completion_code",
+        "consented_at",
+        "completed_at",
+        "created_at",
+    )
 
 
 @admin.register(StageRecord)

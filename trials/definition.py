@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -213,13 +213,12 @@ class _Checker:
             return default
         value = table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and int not in kinds:
+            kinds = (*kinds, int)  # a whole number is a fine number
         # TOML booleans are not integers for our purposes.
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
-            names = " or ".join(_type_name(k) for k in kinds)
+            names = " or ".join(_type_name(k) for k in kinds if not (k is int and float in kinds))
             self.error(path + (key,), f"must be {names} (got {_describe(value)})")
             return default
         return value
@@ -264,13 +263,13 @@ def _check_key(check: _Checker, path: Path_, value: str, what: str) -> None:
         )
 
 
-def _unique(
-    check: _Checker, items: list[tuple[Path_, str]], what: str
-) -> None:
+def _unique(check: _Checker, items: Sequence[tuple[Path_, str]], what: str) -> None:
     seen: dict[str, Path_] = {}
     for path, key in items:
         if key in seen:
-            check.error(path, f"duplicate {what} '{key}' (first defined at {format_path(seen[key])})")
+            check.error(
+                path, f"duplicate {what} '{key}' (first defined at {format_path(seen[key])})"
+            )
         else:
             seen[key] = path
 
@@ -295,7 +294,7 @@ def _norm_choices(check: _Checker, path: Path_, raw: Any) -> list[dict[str, str]
         else:
             check.error(
                 path + (i,),
-                "each choice must be a string or a table {value = \"...\", label = \"...\"}",
+                'each choice must be a string or a table {value = "...", label = "..."}',
             )
     values = [c["value"] for c in out]
     for i, value in enumerate(values):
@@ -336,7 +335,7 @@ def normalise_question(check: _Checker, path: Path_, raw: dict[str, Any]) -> dic
     if qtype == "likert":
         scale = check.get(raw, path, "scale", list, default=["1", "7"])
         if len(scale) != 2 or not all(isinstance(s, str) for s in scale):
-            check.error(path + ("scale",), "must be two labels: [\"low end\", \"high end\"]")
+            check.error(path + ("scale",), 'must be two labels: ["low end", "high end"]')
             scale = ["1", "7"]
         question["scale"] = scale
     if qtype == "number":
@@ -502,7 +501,9 @@ class _Loader:
                 _check_key(check, path + ("key",), key, "arm key")
             weight = check.get(item, path, "weight", int, default=1)
             if weight <= 0:
-                check.error(path + ("weight",), f"allocation weight must be positive (got {weight})")
+                check.error(
+                    path + ("weight",), f"allocation weight must be positive (got {weight})"
+                )
             tools = check.get(item, path, "tools", list, default=[])
             for j, tool in enumerate(tools):
                 if tool not in TOOLS:
@@ -513,7 +514,7 @@ class _Loader:
                 "key": key,
                 "label": check.get(item, path, "label", str, default=key),
                 "weight": weight,
-                "tools": sorted(set(t for t in tools if isinstance(t, str))),
+                "tools": sorted({t for t in tools if isinstance(t, str)}),
             }
             assistant = check.get(item, path, "assistant", dict)
             if assistant is not None:
@@ -577,9 +578,13 @@ class _Loader:
                                 f"{v!r} is not a choice of question {qkey!r} "
                                 f"(choices: {', '.join(levels)})",
                             )
-            elif op == "equals" and question is not None and _levels(question):
-                if value not in _levels(question):
-                    check.error(path + ("value",), f"{value!r} is not a choice of {qkey!r}")
+            elif (
+                op == "equals"
+                and question is not None
+                and _levels(question)
+                and value not in _levels(question)
+            ):
+                check.error(path + ("value",), f"{value!r} is not a choice of {qkey!r}")
             rules.append({"question": qkey, "op": op, "value": value, "reason": reason})
         return rules
 
@@ -628,7 +633,7 @@ class _Loader:
                         f"block size {size} is not a multiple of the arms' total weight "
                         f"{total_weight}",
                     )
-            out["block_sizes"] = sorted(set(s for s in sizes if isinstance(s, int)))
+            out["block_sizes"] = sorted({s for s in sizes if isinstance(s, int)})
         elif "block_sizes" in table:
             check.error(path + ("block_sizes",), f"not used by scheme {scheme!r}")
         if scheme == "stratified_blocks":
@@ -670,7 +675,7 @@ class _Loader:
         else:
             for key in ("factors", "imbalance", "p_preferred"):
                 if key in table:
-                    check.error(path + (key,), f"only used by scheme 'minimization'")
+                    check.error(path + (key,), "only used by scheme 'minimization'")
         return out
 
     def stages(self, check: _Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
@@ -710,10 +715,12 @@ class _Loader:
                     )
             if tools and stype not in ("task", "instructions"):
                 check.error(path + ("tools",), f"a {stype} stage cannot offer tools")
-            stage["tools"] = sorted(set(t for t in tools if isinstance(t, str)))
+            stage["tools"] = sorted({t for t in tools if isinstance(t, str)})
             self.stage_content(check, path, item, stage)
             stages.append(stage)
-        _unique(check, [(("stages", i, "key"), s["key"]) for i, s in enumerate(stages)], "stage key")
+        _unique(
+            check, [(("stages", i, "key"), s["key"]) for i, s in enumerate(stages)], "stage key"
+        )
         self.stage_order(check, stages)
         return stages
 

@@ -44,7 +44,10 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
     page = Paginator(trial_participants(trial), 100).get_page(request.GET.get("page"))
     peak = max((n for _, n in overview.enrollment_by_day), default=0)
     table = [
-        (stratum or "(unstratified)", [overview.by_arm_stratum.get((arm, stratum), 0) for arm in overview.arms])
+        (
+            stratum or "(unstratified)",
+            [overview.by_arm_stratum.get((arm, stratum), 0) for arm in overview.arms],
+        )
         for stratum in overview.strata
     ]
     return render(

@@ -15,14 +15,17 @@ def has_role(user: AbstractBaseUser | AnonymousUser, *roles: str) -> bool:
         return False
     if getattr(user, "is_superuser", False):
         return True
-    return user.groups.filter(name__in=roles).exists()  # type: ignore[union-attr]
+    groups = getattr(user, "groups", None)
+    return groups is not None and groups.filter(name__in=roles).exists()
 
 
 def ensure_groups() -> None:
     """Create the role groups with their permissions (idempotent; run after migrate)."""
     from django.contrib.auth.models import Group, Permission
 
-    app_perms = Permission.objects.filter(content_type__app_label__in=["trials", "quizzes", "analysis"])
+    app_perms = Permission.objects.filter(
+        content_type__app_label__in=["trials", "quizzes", "analysis"]
+    )
     experimenter, _ = Group.objects.get_or_create(name=EXPERIMENTER)
     experimenter.permissions.set(app_perms.exclude(codename__startswith="delete_"))
     statistician, _ = Group.objects.get_or_create(name=STATISTICIAN)

@@ -154,7 +154,9 @@ def trial_launch(*, trial: Trial) -> Trial:
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=trial.pk)
         if trial.status != Trial.Status.DRAFT:
-            raise TrialError(f"trial '{trial.slug}' version {trial.version} is already {trial.status}")
+            raise TrialError(
+                f"trial '{trial.slug}' version {trial.version} is already {trial.status}"
+            )
         live = Trial.objects.filter(slug=trial.slug, status=Trial.Status.LIVE).first()
         if live is not None:
             raise TrialError(
@@ -170,7 +172,9 @@ def trial_launch(*, trial: Trial) -> Trial:
             [AllocationSequence(trial=trial, stratum=s) for s in _strata_levels(trial)],
             ignore_conflicts=True,
         )
-    logger.info("trial %s v%s launched, protocol %s", trial.slug, trial.version, trial.protocol_hash)
+    logger.info(
+        "trial %s v%s launched, protocol %s", trial.slug, trial.version, trial.protocol_hash
+    )
     return trial
 
 
@@ -187,7 +191,11 @@ def trial_close(*, trial: Trial) -> Trial:
 # --- entry ---------------------------------------------------------------------------------
 
 
-EXTERNAL_ID_FIELDS = {"PROLIFIC_PID": "prolific_pid", "STUDY_ID": "study_id", "SESSION_ID": "session_id"}
+EXTERNAL_ID_FIELDS = {
+    "PROLIFIC_PID": "prolific_pid",
+    "STUDY_ID": "study_id",
+    "SESSION_ID": "session_id",
+}
 
 
 def _start_stage(participant: Participant, stage: Stage | None, now: Any) -> None:
@@ -246,7 +254,9 @@ def participant_enter(*, trial: Trial, external_ids: dict[str, str]) -> Particip
 
 def _next_stage(stage: Stage) -> Stage | None:
     return (
-        Stage.objects.filter(trial_id=stage.trial_id, order__gt=stage.order).order_by("order").first()
+        Stage.objects.filter(trial_id=stage.trial_id, order__gt=stage.order)
+        .order_by("order")
+        .first()
     )
 
 
@@ -306,7 +316,11 @@ def participant_sync_clock(*, participant: Participant) -> Participant:
         try:
             with transaction.atomic():
                 participant = _advance(
-                    participant, stage, reason=StageRecord.EndReason.TIMED_OUT, answers=None, now=now
+                    participant,
+                    stage,
+                    reason=StageRecord.EndReason.TIMED_OUT,
+                    answers=None,
+                    now=now,
                 )
         except StageConflict:
             participant.refresh_from_db()
@@ -413,9 +427,7 @@ def _arm_weights(trial: Trial) -> list[randomization.ArmWeight]:
     return [randomization.ArmWeight(arm.key, arm.weight) for arm in trial.arms.order_by("order")]
 
 
-def _minimization_counts(
-    trial: Trial, factors: list[str]
-) -> dict[str, dict[str, dict[str, int]]]:
+def _minimization_counts(trial: Trial, factors: list[str]) -> dict[str, dict[str, dict[str, int]]]:
     counts: dict[str, dict[str, dict[str, int]]] = {f: {} for f in factors}
     rows = Allocation.objects.filter(trial=trial).values_list("arm__key", "participant__baseline")
     for arm_key, baseline in rows:
@@ -450,7 +462,7 @@ def allocation_assign(*, participant: Participant) -> Allocation:
         index = sequence.next_index
         arms = _arm_weights(trial)
         seed = trial.randomization_seed
-        details: dict[str, Any] = {}
+        details: dict[str, Any] = {"algorithm_version": randomization.ALGORITHM_VERSION}
         if scheme == "simple":
             arm_key = randomization.simple_assign(
                 arms, randomization.make_rng(seed, "simple", index)
@@ -462,7 +474,10 @@ def allocation_assign(*, participant: Participant) -> Allocation:
             factor_keys = [f["question"] for f in config["factors"]]
             result = randomization.minimization_assign(
                 arms,
-                [randomization.MinimizationFactor(f["question"], f["weight"]) for f in config["factors"]],
+                [
+                    randomization.MinimizationFactor(f["question"], f["weight"])
+                    for f in config["factors"]
+                ],
                 _minimization_counts(trial, factor_keys),
                 {key: str(participant.baseline.get(key, "")) for key in factor_keys},
                 randomization.make_rng(seed, "minimization", index),
@@ -470,7 +485,7 @@ def allocation_assign(*, participant: Participant) -> Allocation:
                 p_preferred=config["p_preferred"],
             )
             arm_key = result.arm
-            details = {"scores": result.scores, "used_preferred": result.used_preferred}
+            details.update(scores=result.scores, used_preferred=result.used_preferred)
         else:  # pragma: no cover - the definition validator rejects unknown schemes
             raise TrialError(f"unknown randomization scheme {scheme!r}")
         allocation = Allocation.objects.create(

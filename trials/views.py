@@ -7,6 +7,7 @@ their time is up all come from the database on every request.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -140,7 +141,9 @@ def _page(
     return render(request, template, base | context, status=status)
 
 
-def _consent(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _consent(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     form = ConsentForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         participant = services.participant_consent(
@@ -151,10 +154,20 @@ def _consent(request: HttpRequest, trial: Trial, participant: Participant, stage
         return _redirect_to_current(trial, participant)
     text = render_markdown(trial.files.get(stage.config.get("file", ""), ""))
     status = 400 if request.method == "POST" else 200
-    return _page(request, "trials/consent.html", trial, participant, stage, {"form": form, "text": text}, status)
+    return _page(
+        request,
+        "trials/consent.html",
+        trial,
+        participant,
+        stage,
+        {"form": form, "text": text},
+        status,
+    )
 
 
-def _screening(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _screening(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     form = QuestionForm(trial.definition["baseline"], request.POST or None)
     if request.method == "POST" and form.is_valid():
         participant = services.participant_screen(
@@ -162,10 +175,14 @@ def _screening(request: HttpRequest, trial: Trial, participant: Participant, sta
         )
         return _redirect_to_current(trial, participant)
     status = 400 if request.method == "POST" else 200
-    return _page(request, "trials/questions.html", trial, participant, stage, {"form": form}, status)
+    return _page(
+        request, "trials/questions.html", trial, participant, stage, {"form": form}, status
+    )
 
 
-def _survey(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _survey(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     form = QuestionForm(stage.config.get("questions", []), request.POST or None)
     if request.method == "POST" and form.is_valid():
         participant = services.participant_complete_stage(
@@ -173,10 +190,14 @@ def _survey(request: HttpRequest, trial: Trial, participant: Participant, stage:
         )
         return _redirect_to_current(trial, participant)
     status = 400 if request.method == "POST" else 200
-    return _page(request, "trials/questions.html", trial, participant, stage, {"form": form}, status)
+    return _page(
+        request, "trials/questions.html", trial, participant, stage, {"form": form}, status
+    )
 
 
-def _instructions(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _instructions(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     if request.method == "POST":
         participant = services.participant_complete_stage(
             participant=participant, stage_key=stage.key, answers={}
@@ -197,7 +218,9 @@ def _task_files(trial: Trial, folder: str) -> dict[str, Any]:
     }
 
 
-def _task(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _task(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     # Only what a participant may see: title, instructions, starter code. Never the hidden
     # tests or the reference solution.
     tasks = [_task_files(trial, folder) for folder in stage.config.get("tasks", [])]
@@ -233,7 +256,9 @@ def _quiz_questions(trial: Trial, stage: Stage) -> list[dict[str, Any]]:
     return questions
 
 
-def _quiz(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _quiz(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     form = QuestionForm(_quiz_questions(trial, stage), request.POST or None)
     if request.method == "POST" and form.is_valid():
         participant = services.participant_complete_stage(
@@ -241,10 +266,14 @@ def _quiz(request: HttpRequest, trial: Trial, participant: Participant, stage: S
         )
         return _redirect_to_current(trial, participant)
     status = 400 if request.method == "POST" else 200
-    return _page(request, "trials/questions.html", trial, participant, stage, {"form": form}, status)
+    return _page(
+        request, "trials/questions.html", trial, participant, stage, {"form": form}, status
+    )
 
 
-def _debrief(request: HttpRequest, trial: Trial, participant: Participant, stage: Stage) -> HttpResponse:
+def _debrief(
+    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
+) -> HttpResponse:
     text = render_markdown(trial.files.get(stage.config.get("file", ""), ""))
     redirect_url = trial.definition.get("completion_redirect_url", "")
     if redirect_url:
@@ -259,7 +288,9 @@ def _debrief(request: HttpRequest, trial: Trial, participant: Participant, stage
     )
 
 
-STAGE_HANDLERS = {
+StageHandler = Callable[[HttpRequest, Trial, Participant, Stage], HttpResponse]
+
+STAGE_HANDLERS: dict[str, StageHandler] = {
     Stage.Type.CONSENT: _consent,
     Stage.Type.SCREENING: _screening,
     Stage.Type.INSTRUCTIONS: _instructions,

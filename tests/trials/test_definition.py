@@ -51,7 +51,13 @@ def test_sample_trial_is_valid_and_has_the_reference_design(sample_definition):
         "strata": ["coding_years"],
     }
     assert [s["type"] for s in data["stages"]] == [
-        "consent", "screening", "task", "task", "quiz", "survey", "debrief",
+        "consent",
+        "screening",
+        "task",
+        "task",
+        "quiz",
+        "survey",
+        "debrief",
     ]
     main = next(s for s in data["stages"] if s["key"] == "main_tasks")
     assert main["time_limit_minutes"] == 35
@@ -126,7 +132,7 @@ def test_block_sizes_must_fit_the_allocation_ratio(trial_dir):
 
 def test_a_trial_needs_two_arms(trial_dir):
     text = (trial_dir / "trial.toml").read_text()
-    start = text.index("[[arms]]\nkey = \"no_ai\"")
+    start = text.index('[[arms]]\nkey = "no_ai"')
     end = text.index("# Baseline questions")
     (trial_dir / "trial.toml").write_text(text[:start] + text[end:])
     assert any("at least 2 arms (found 1)" in p for p in problems_of(trial_dir))
@@ -171,7 +177,9 @@ def test_line_index_finds_keys_in_arrays_of_tables():
 def test_eligibility_rules_give_their_reasons(sample_definition):
     rules = sample_definition.data["eligibility"]
     assert eligibility_failures(rules, SAMPLE_ELIGIBLE) == []
-    reasons = eligibility_failures(rules, SAMPLE_ELIGIBLE | {"python_years": "lt1", "used_trio": "yes"})
+    reasons = eligibility_failures(
+        rules, SAMPLE_ELIGIBLE | {"python_years": "lt1", "used_trio": "yes"}
+    )
     assert reasons == ["Less than one year of Python", "Has used Trio before"]
     assert len(eligibility_failures(rules, {})) == len(rules)
 

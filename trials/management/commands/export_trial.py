@@ -15,10 +15,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("slug")
         parser.add_argument("directory")
-        parser.add_argument("--version", type=int, default=None, help="default: the latest")
+        parser.add_argument(
+            "--trial-version",
+            dest="trial_version",
+            type=int,
+            default=None,
+            help="default: the latest",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        trial = find_trial(options["slug"], options["version"])
+        trial = find_trial(options["slug"], options["trial_version"])
         target = Path(options["directory"])
         if target.exists() and any(target.iterdir()):
             raise CommandError(f"{target} is not empty; choose a new or empty folder")
