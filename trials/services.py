@@ -219,7 +219,7 @@ def participant_enter(*, trial: Trial, external_ids: dict[str, str]) -> Particip
     """Create a participant at the trial's first stage, or return the one that already has
     this Prolific id (a returning person keeps their record and arm)."""
     ids = {
-        field: value.strip()[:64]
+        field: value.replace("\x00", "").strip()[:64]
         for key, field in EXTERNAL_ID_FIELDS.items()
         if (value := external_ids.get(key, "")).strip()
     }

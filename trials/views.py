@@ -226,7 +226,8 @@ def _task(
     tasks = [_task_files(trial, folder) for folder in stage.config.get("tasks", [])]
     if request.method == "POST":
         code = {
-            task["folder"]: request.POST.get(f"code_{i}", "")[:200_000]
+            # NUL cannot be stored in PostgreSQL text; it is never meaningful in code.
+            task["folder"]: request.POST.get(f"code_{i}", "")[:200_000].replace("\x00", "")
             for i, task in enumerate(tasks)
         }
         participant = services.participant_complete_stage(
