@@ -95,7 +95,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
-STATICFILES_DIRS = [BASE_DIR / "skilltrial" / "static"]
+# frontend/dist holds the esbuild bundle (built by `make`, never committed).
+STATICFILES_DIRS = [BASE_DIR / "skilltrial" / "static", BASE_DIR / "frontend" / "dist"]
+(BASE_DIR / "frontend" / "dist").mkdir(parents=True, exist_ok=True)
 # WhiteNoise warns (an error under the test suite) when the folder is missing.
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
@@ -136,6 +138,12 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }
+
+# The code runner (participant code in the sandbox). SKILLTRIAL_SANDBOX=auto|bwrap|fallback
+# is read by the runner itself.
+RUNNER_CPU_SECONDS = env_int("RUNNER_CPU_SECONDS", 10)
+RUNNER_WALL_SECONDS = env_int("RUNNER_WALL_SECONDS", 15)
+RUNNER_MEMORY_BYTES = env_int("RUNNER_MEMORY_MB", 512) * 1024 * 1024
 
 # Where the participant pages send people who ask about the study (shown on error pages).
 SKILLTRIAL_CONTACT = env_str("SKILLTRIAL_CONTACT", "the research team")

@@ -7,4 +7,9 @@ app_name = "manage"
 urlpatterns = [
     path("", manage_views.trial_list, name="trial_list"),
     path("trials/<slug:slug>/v<int:version>/", manage_views.trial_detail, name="trial_detail"),
+    path(
+        "trials/<slug:slug>/v<int:version>/p/<str:code>/",
+        manage_views.participant_replay_view,
+        name="participant_replay",
+    ),
 ]

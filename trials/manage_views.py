@@ -11,9 +11,9 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from trials.models import Trial
+from trials.models import CodeRun, Participant, Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
-from trials.selectors import trial_overview, trial_participants
+from trials.selectors import participant_replay, trial_overview, trial_participants
 
 View = Callable[..., HttpResponse]
 
@@ -59,5 +59,39 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
             "page": page,
             "peak": peak,
             "arm_stratum_table": table,
+        },
+    )
+
+
+@staff_role_required
+def participant_replay_view(
+    request: HttpRequest, slug: str, version: int, code: str
+) -> HttpResponse:
+    trial = get_object_or_404(Trial, slug=slug, version=version)
+    participant = get_object_or_404(
+        Participant.objects.select_related("current_stage"), trial=trial, public_code=code
+    )
+    replay = participant_replay(participant)
+    frames = [
+        {
+            "t": frame.time.isoformat(),
+            "task": frame.task,
+            "code": frame.code,
+            "kind": frame.kind,
+            "label": frame.label,
+        }
+        for frame in replay.frames
+    ]
+    runs = CodeRun.objects.filter(participant=participant).order_by("created_at")
+    return render(
+        request,
+        "manage/replay.html",
+        {
+            "trial": trial,
+            "participant": participant,
+            "replay": replay,
+            "frames": frames,
+            "runs": runs,
+            "records": participant.stage_records.select_related("stage").order_by("started_at"),
         },
     )

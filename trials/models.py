@@ -256,3 +256,126 @@ class StageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id}:{self.stage.key}"
+
+
+class TaskState(models.Model):
+    """One participant's state on one coding task: the latest saved version (the row that
+    serialises saves from several tabs), the first time every hidden test passed, and when
+    the task was submitted with its stage."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="tasks")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    task = models.CharField(max_length=200, help_text="Task folder within the trial")
+    latest_version = models.PositiveIntegerField(default=0)
+    first_passed_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    checks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["participant", "task"], name="task_state_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.task}"
+
+
+class CodeSnapshot(models.Model):
+    """Every saved version of a participant's code for a task; never overwritten."""
+
+    class Source(models.TextChoices):
+        AUTOSAVE = "autosave"
+        BLUR = "blur"
+        BEACON = "beacon"
+        RUN = "run"
+        CHECK = "check"
+        SUBMIT = "submit"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="snapshots")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    task = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    code = models.TextField()
+    source = models.CharField(max_length=10, choices=Source.choices)
+    client_time = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["participant", "task", "version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "task", "version"], name="snapshot_version_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.task}@{self.version}"
+
+
+class CodeRun(models.Model):
+    """A Run or a Check of participant code in the sandbox, with what came back."""
+
+    class Kind(models.TextChoices):
+        RUN = "run"
+        CHECK = "check"
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="runs")
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    task = models.CharField(max_length=200)
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    code_sha256 = models.CharField(max_length=64)
+    snapshot_version = models.PositiveIntegerField(null=True, blank=True)
+    stdout = models.TextField(blank=True)
+    stderr = models.TextField(blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    output_truncated = models.BooleanField(default=False)
+    status = models.CharField(max_length=10)
+    exception_type = models.CharField(max_length=100, blank=True)
+    sandbox = models.CharField(max_length=20, blank=True)
+    tests_passed = models.PositiveIntegerField(null=True, blank=True)
+    tests_total = models.PositiveIntegerField(null=True, blank=True)
+    test_results = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["participant", "created_at"]
+        indexes = [models.Index(fields=["participant", "task", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.task}:{self.kind}"
+
+
+class Event(models.Model):
+    """Append-only telemetry. (participant, client_id) is unique, so a retried batch is
+    stored once; server_time is stamped here, client_time is what the browser said."""
+
+    participant = models.ForeignKey(Participant, on_delete=models.CASCADE, related_name="events")
+    stage = models.ForeignKey(
+        Stage, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    type = models.CharField(max_length=40)
+    client_id = models.CharField(max_length=64)
+    client_seq = models.BigIntegerField(null=True, blank=True)
+    client_time = models.DateTimeField(null=True, blank=True)
+    server_time = models.DateTimeField(auto_now_add=True)
+    origin = models.CharField(
+        max_length=10, default="client", help_text="client (browser) or server (logged by us)"
+    )
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["participant", "server_time", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["participant", "client_id"], name="event_client_id_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["participant", "server_time"]),
+            models.Index(fields=["type"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.type}"

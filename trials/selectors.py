@@ -9,7 +9,9 @@ from datetime import date
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 
-from trials.models import Allocation, Participant, Stage, Trial
+from trials.models import Allocation, CodeSnapshot, Event, Participant, Stage, Trial
+from trials.replay import Mark, Replay, build_replay
+from trials.tasks import load_task
 
 
 def live_trial(slug: str) -> Trial | None:
@@ -106,3 +108,64 @@ def trial_overview(trial: Trial) -> TrialOverview:
         .order_by("day")
     ]
     return overview
+
+
+def participant_replay(participant: Participant) -> Replay:
+    """The participant's code history with runs, checks, pastes, copies, assistant messages
+    and stage changes on one timeline. Browser events are placed by the browser's clock,
+    server records by the server's."""
+    trial = participant.trial
+    folders = [
+        folder
+        for stage in Stage.objects.filter(trial=trial, type=Stage.Type.TASK).order_by("order")
+        for folder in stage.config.get("tasks", [])
+    ]
+    starters = {folder: load_task(trial.files, folder).starter for folder in folders}
+    marks: list[Mark] = []
+    edited: set[str] = set()
+    for event in Event.objects.filter(participant=participant).order_by("server_time", "id"):
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        when = event.client_time or event.server_time
+        task = str(payload.get("task", ""))
+        if event.origin == "client" and event.type == "edit":
+            edited.add(task)
+            marks.append(Mark(when, task, "edit", "edit", changes=payload.get("changes", [])))
+        elif event.origin == "client" and event.type == "snapshot":
+            marks.append(
+                Mark(when, task, "snapshot", "snapshot", text=str(payload.get("code", "")))
+            )
+        elif event.origin == "server" and event.type in ("run", "check"):
+            status = payload.get("status", "")
+            label = f"{event.type}: {status}"
+            if event.type == "check":
+                label += f" ({payload.get('tests_passed')}/{payload.get('tests_total')} tests)"
+            elif payload.get("exception_type"):
+                label += f" ({payload['exception_type']})"
+            marks.append(Mark(event.server_time, task, event.type, label, detail=payload))
+        elif event.type in ("paste", "copy"):
+            label = f"{event.type} of {payload.get('length', '?')} characters"
+            if payload.get("from_assistant"):
+                label += " from the assistant"
+            marks.append(Mark(when, task, event.type, label, detail=payload))
+        elif event.type.startswith("assistant"):
+            marks.append(
+                Mark(when, task, "assistant", event.type.replace("_", " "), detail=payload)
+            )
+        elif event.type in ("stage_entered", "stage_left", "task_completed", "task_submitted"):
+            marks.append(
+                Mark(event.server_time, task, "stage", event.type.replace("_", " "), detail=payload)
+            )
+        elif event.type in ("blur", "focus", "visibility", "idle"):
+            marks.append(Mark(when, task, "attention", event.type, detail=payload))
+    # Saved versions fill in tasks for which the browser's edit stream is missing.
+    for snapshot in CodeSnapshot.objects.filter(participant=participant).exclude(task__in=edited):
+        marks.append(
+            Mark(
+                snapshot.created_at,
+                snapshot.task,
+                "saved",
+                f"saved version {snapshot.version} ({snapshot.source})",
+                text=snapshot.code,
+            )
+        )
+    return build_replay(starters, marks)

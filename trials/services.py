@@ -22,6 +22,7 @@ from trials.definition import (
     question_choices,
     stratum_key,
 )
+from trials.events import event_log
 from trials.models import (
     Allocation,
     AllocationSequence,
@@ -213,6 +214,7 @@ def _start_stage(participant: Participant, stage: Stage | None, now: Any) -> Non
             started_at=now,
             deadline=participant.stage_deadline,
         )
+        event_log(participant, "stage_entered", stage=stage, payload={"stage": stage.key})
 
 
 def participant_enter(*, trial: Trial, external_ids: dict[str, str]) -> Participant:
@@ -295,10 +297,14 @@ def _advance(
     StageRecord.objects.filter(participant=participant, stage=stage, ended_at__isnull=True).update(
         **record_updates
     )
+    event_log(
+        participant, "stage_left", stage=stage, payload={"stage": stage.key, "reason": reason}
+    )
     if nxt is not None:
         StageRecord.objects.create(
             participant=participant, stage=nxt, started_at=now, deadline=deadline
         )
+        event_log(participant, "stage_entered", stage=nxt, payload={"stage": nxt.key})
     participant.refresh_from_db()
     return participant
 
@@ -441,7 +447,7 @@ def _minimization_counts(trial: Trial, factors: list[str]) -> dict[str, dict[str
 def allocation_assign(*, participant: Participant) -> Allocation:
     """Allocate an eligible participant, once. Idempotent: an existing allocation is returned.
 
-    Serialised by a row lock on the trial's (or the participant's stratum's) sequence row, so
+    Locks the participant row, then the trial's (or the participant's stratum's) sequence row, so
     sequence numbers are gap-free and block balance exact with any number of app processes.
     Keep this transaction short: nothing slow happens while the lock is held.
     """
@@ -449,6 +455,9 @@ def allocation_assign(*, participant: Participant) -> Allocation:
     if participant.eligible is not True:
         raise TrialError("only eligible participants are allocated")
     with transaction.atomic():
+        # Lock the participant first (the same order as participant_screen, so no deadlock):
+        # two calls for one participant must not both find "no allocation yet".
+        Participant.objects.select_for_update().only("pk").get(pk=participant.pk)
         existing = Allocation.objects.filter(participant=participant).select_related("arm").first()
         if existing is not None:
             return existing

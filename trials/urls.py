@@ -1,6 +1,6 @@
 from django.urls import path
 
-from trials import views
+from trials import participant_api, views
 
 app_name = "trials"
 
@@ -8,4 +8,8 @@ urlpatterns = [
     path("<slug:slug>/", views.entry, name="entry"),
     path("<slug:slug>/end/", views.finished, name="finished"),
     path("<slug:slug>/s/<slug:stage_key>/", views.stage, name="stage"),
+    path("<slug:slug>/api/save/", participant_api.save, name="api_save"),
+    path("<slug:slug>/api/run/", participant_api.run, name="api_run"),
+    path("<slug:slug>/api/check/", participant_api.check, name="api_check"),
+    path("<slug:slug>/api/events/", participant_api.record_events, name="api_events"),
 ]

@@ -16,11 +16,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from trials import services
+from trials import coding, services
 from trials.forms import ConsentForm, QuestionForm
-from trials.models import Participant, Stage, Trial
+from trials.models import Participant, Stage, TaskState, Trial
 from trials.rendering import render_markdown
 from trials.selectors import live_trial, participant_tools
+from trials.tasks import load_task
 
 COOKIE_SALT = "skilltrial.participant"
 COOKIE_MAX_AGE = 60 * 60 * 24 * 30
@@ -30,7 +31,7 @@ def _cookie_name(trial: Trial) -> str:
     return f"stp_{trial.slug}"
 
 
-def _participant_from_cookie(request: HttpRequest, trial: Trial) -> Participant | None:
+def participant_from_cookie(request: HttpRequest, trial: Trial) -> Participant | None:
     participant_id = request.get_signed_cookie(
         _cookie_name(trial), default=None, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE
     )
@@ -69,7 +70,7 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     trial = live_trial(slug)
     if trial is None:
         return _not_open(request, slug)
-    participant = _participant_from_cookie(request, trial)
+    participant = participant_from_cookie(request, trial)
     if participant is None:
         external = {key: request.GET.get(key, "") for key in services.EXTERNAL_ID_FIELDS}
         participant = services.participant_enter(trial=trial, external_ids=external)
@@ -87,7 +88,7 @@ def finished(request: HttpRequest, slug: str) -> HttpResponse:
     trial = live_trial(slug)
     if trial is None:
         return _not_open(request, slug)
-    participant = _participant_from_cookie(request, trial)
+    participant = participant_from_cookie(request, trial)
     if participant is None:
         return redirect("trials:entry", slug=slug)
     if participant.current_stage is not None:
@@ -100,7 +101,7 @@ def stage(request: HttpRequest, slug: str, stage_key: str) -> HttpResponse:
     trial = live_trial(slug)
     if trial is None:
         return _not_open(request, slug)
-    participant = _participant_from_cookie(request, trial)
+    participant = participant_from_cookie(request, trial)
     if participant is None:
         return redirect("trials:entry", slug=slug)
     participant = services.participant_sync_clock(participant=participant)
@@ -207,34 +208,69 @@ def _instructions(
     return _page(request, "trials/instructions.html", trial, participant, stage, {"text": text})
 
 
-def _task_files(trial: Trial, folder: str) -> dict[str, Any]:
-    folder = folder.rstrip("/")
-    meta = tomllib.loads(trial.files[f"{folder}/task.toml"])
-    return {
-        "folder": folder,
-        "title": meta["title"],
-        "instructions": render_markdown(trial.files[f"{folder}/{meta['instructions']}"]),
-        "starter": trial.files[f"{folder}/{meta['starter']}"],
-    }
-
-
 def _task(
     request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
 ) -> HttpResponse:
-    # Only what a participant may see: title, instructions, starter code. Never the hidden
+    # Only what a participant may see: title, instructions, their code. Never the hidden
     # tests or the reference solution.
-    tasks = [_task_files(trial, folder) for folder in stage.config.get("tasks", [])]
+    tasks = [load_task(trial.files, folder) for folder in stage.config.get("tasks", [])]
     if request.method == "POST":
         code = {
             # NUL cannot be stored in PostgreSQL text; it is never meaningful in code.
-            task["folder"]: request.POST.get(f"code_{i}", "")[:200_000].replace("\x00", "")
+            # Browsers submit textareas with CRLF; the editor and autosave use LF.
+            task.folder: request.POST.get(f"code_{i}", "")[: coding.MAX_CODE_CHARS]
+            .replace("\r\n", "\n")
+            .replace("\x00", "")
             for i, task in enumerate(tasks)
+            if f"code_{i}" in request.POST
         }
-        participant = services.participant_complete_stage(
-            participant=participant, stage_key=stage.key, answers={"code": code}
-        )
+        participant = coding.task_stage_finish(participant=participant, stage=stage, code=code)
         return _redirect_to_current(trial, participant)
-    return _page(request, "trials/task.html", trial, participant, stage, {"tasks": tasks})
+    completed = set(
+        TaskState.objects.filter(
+            participant=participant, first_passed_at__isnull=False
+        ).values_list("task", flat=True)
+    )
+    views = []
+    for i, task in enumerate(tasks):
+        text, version = coding.latest_code(participant, task)
+        views.append(
+            {
+                "index": i,
+                "folder": task.folder,
+                "title": task.title,
+                "instructions": render_markdown(task.instructions),
+                "code": text,
+                "version": version,
+                "completed": task.folder in completed,
+            }
+        )
+    api: dict[str, str] = {
+        name: reverse(f"trials:api_{name}", args=[trial.slug])
+        for name in ("save", "run", "check", "events")
+    }
+    api["submit"] = request.path
+    remaining = (
+        max(0, int((participant.stage_deadline - timezone.now()).total_seconds()))
+        if participant.stage_deadline
+        else None
+    )
+    page_state = {
+        "stage": stage.key,
+        "tasks": views,
+        "api": api,
+        "remaining_seconds": remaining,
+        "tools": sorted(participant_tools(participant)),
+        "participant_ref": participant.public_code,
+    }
+    return _page(
+        request,
+        "trials/task.html",
+        trial,
+        participant,
+        stage,
+        {"tasks": views, "api": api, "page_state": page_state},
+    )
 
 
 PARTICIPANT_QUESTION_FIELDS = ("key", "text", "type", "choices", "required")

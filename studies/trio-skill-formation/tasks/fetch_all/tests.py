@@ -18,6 +18,7 @@ def test_failures_are_marked_and_do_not_stop_the_others():
 
 def test_fetches_run_concurrently():
     start = time.monotonic()
-    trio.run(main.fetch_all, list(range(1, 11)))
+    results = trio.run(main.fetch_all, list(range(1, 11)))
     elapsed = time.monotonic() - start
+    assert len(results) == 10, "every item needs a result"
     assert elapsed < 0.5, f"took {elapsed:.2f} s: are the fetches running one after the other?"

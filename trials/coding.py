@@ -1,0 +1,269 @@
+"""Writes for the coding stage: autosaved code versions, Run and Check in the sandbox.
+
+The sandbox run happens outside any database transaction (it takes seconds); only the short
+writes before and after it are transactional.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from trials import runner
+from trials.events import event_log
+from trials.models import CodeRun, CodeSnapshot, Participant, Stage, TaskState
+from trials.services import (
+    DEADLINE_GRACE,
+    StageConflict,
+    TrialError,
+    participant_complete_stage,
+    participant_sync_clock,
+)
+from trials.tasks import ENTRY_FILE, Task, check_plan, exception_type, load_task, parse_check_output
+
+logger = logging.getLogger("skilltrial.coding")
+
+MAX_CODE_CHARS = 200_000
+
+
+class SaveConflict(TrialError):
+    """Another tab saved a newer version since the one this edit was based on."""
+
+    def __init__(self, state: TaskState, code: str) -> None:
+        super().__init__("this task was changed in another tab or window")
+        self.version = state.latest_version
+        self.code = code
+
+
+def coding_task(
+    *, participant: Participant, stage_key: str, task_folder: str
+) -> tuple[Stage, Task]:
+    """The participant's current coding stage and one of its tasks; raises StageConflict when
+    the participant is not (or no longer) in that stage."""
+    participant = participant_sync_clock(participant=participant)
+    stage = participant.current_stage
+    if stage is None or stage.key != stage_key or stage.type != Stage.Type.TASK:
+        raise StageConflict("this stage is over")
+    if task_folder not in stage.config.get("tasks", []):
+        raise TrialError(f"task {task_folder!r} is not part of this stage")
+    return stage, load_task(participant.trial.files, task_folder)
+
+
+def _state(participant: Participant, stage: Stage, task: str) -> TaskState:
+    try:
+        state, _ = TaskState.objects.get_or_create(
+            participant=participant, task=task, defaults={"stage": stage}
+        )
+    except IntegrityError:  # created by a concurrent request
+        state = TaskState.objects.get(participant=participant, task=task)
+    return state
+
+
+def latest_code(participant: Participant, task: Task) -> tuple[str, int]:
+    snapshot = (
+        CodeSnapshot.objects.filter(participant=participant, task=task.folder)
+        .order_by("-version")
+        .first()
+    )
+    if snapshot is None:
+        return task.starter, 0
+    return snapshot.code, snapshot.version
+
+
+def _clean(code: str) -> str:
+    if len(code) > MAX_CODE_CHARS:
+        raise TrialError(f"the code is longer than {MAX_CODE_CHARS} characters")
+    return code.replace("\x00", "")
+
+
+def code_save(
+    *,
+    participant: Participant,
+    stage: Stage,
+    task: Task,
+    code: str,
+    base_version: int | None,
+    source: str,
+    client_time: datetime | None = None,
+) -> CodeSnapshot:
+    """Store a new version of the code. With ``base_version`` (an autosave from the editor)
+    the save is compare-and-set: if another tab saved since, raise SaveConflict and store
+    nothing, so that no tab silently overwrites another. Identical code is not stored twice."""
+    code = _clean(code)
+    with transaction.atomic():
+        state = TaskState.objects.select_for_update().get(
+            pk=_state(participant, stage, task.folder).pk
+        )
+        current = (
+            CodeSnapshot.objects.filter(
+                participant=participant, task=task.folder, version=state.latest_version
+            ).first()
+            if state.latest_version
+            else None
+        )
+        if base_version is not None and base_version != state.latest_version:
+            if current is not None and current.code == code:
+                return current  # the other tab saved exactly this
+            raise SaveConflict(state, current.code if current else task.starter)
+        if current is not None and current.code == code:
+            return current
+        version = state.latest_version + 1
+        snapshot = CodeSnapshot.objects.create(
+            participant=participant,
+            stage=stage,
+            task=task.folder,
+            version=version,
+            code=code,
+            source=source,
+            client_time=client_time,
+        )
+        TaskState.objects.filter(pk=state.pk).update(latest_version=version)
+    return snapshot
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run: CodeRun
+    tests: list[dict[str, Any]]
+    first_pass: bool
+    message: str
+
+
+def _limits() -> runner.Limits:
+    return runner.Limits(
+        cpu_seconds=settings.RUNNER_CPU_SECONDS,
+        wall_seconds=settings.RUNNER_WALL_SECONDS,
+        memory_bytes=settings.RUNNER_MEMORY_BYTES,
+    )
+
+
+def _execute(files: dict[str, str], entry: str, stdin: str = "") -> runner.RunResult:
+    return runner.run_python(files, entry, limits=_limits(), stdin=stdin)
+
+
+def _status(result: runner.RunResult) -> str:
+    if result.reason == "queue_timeout":
+        return "busy"
+    if result.timed_out:
+        return "timeout"
+    return "ok" if result.ok else "error"
+
+
+def code_run(
+    *, participant: Participant, stage: Stage, task: Task, code: str, kind: str
+) -> RunOutcome:
+    """Run the participant's program (kind "run") or the task's hidden tests against it
+    (kind "check") in the sandbox, and record it. The first check in which every test passes
+    is the task's completion, stamped with server time."""
+    started = timezone.now()
+    snapshot = code_save(
+        participant=participant, stage=stage, task=task, code=code, base_version=None, source=kind
+    )
+    if kind == CodeRun.Kind.CHECK:
+        plan = check_plan(task, snapshot.code)
+        result = _execute(plan.files, plan.entry, plan.stdin)
+        parsed = parse_check_output(result.stdout, plan.marker, task.show)
+        tests = parsed if parsed is not None else []
+        # What the participant's program printed during a check is not shown (it may be
+        # interleaved with the harness); errors still are.
+        stdout = ""
+    else:
+        result = _execute({ENTRY_FILE: snapshot.code}, ENTRY_FILE)
+        tests = []
+        stdout = result.stdout
+    status = _status(result)
+    passed = sum(1 for t in tests if t["passed"])
+    all_passed = bool(tests) and passed == len(tests)
+    in_time = (
+        participant.stage_deadline is None or started <= participant.stage_deadline + DEADLINE_GRACE
+    )
+    with transaction.atomic():
+        run = CodeRun.objects.create(
+            participant=participant,
+            stage=stage,
+            task=task.folder,
+            kind=kind,
+            code_sha256=hashlib.sha256(snapshot.code.encode()).hexdigest(),
+            snapshot_version=snapshot.version,
+            stdout=stdout,
+            stderr=result.stderr,
+            exit_code=result.exit_code,
+            duration_ms=round(result.duration_seconds * 1000),
+            output_truncated=result.truncated,
+            status=status,
+            exception_type=exception_type(result.stderr) if kind == CodeRun.Kind.RUN else "",
+            sandbox=result.sandbox,
+            tests_passed=passed if kind == CodeRun.Kind.CHECK else None,
+            tests_total=len(tests) if kind == CodeRun.Kind.CHECK else None,
+            test_results=tests,
+        )
+        counter = "checks" if kind == CodeRun.Kind.CHECK else "runs"
+        state = _state(participant, stage, task.folder)
+        TaskState.objects.filter(pk=state.pk).update(**{counter: getattr(state, counter) + 1})
+        first_pass = False
+        if all_passed and in_time:
+            first_pass = (
+                TaskState.objects.filter(pk=state.pk, first_passed_at__isnull=True).update(
+                    first_passed_at=started
+                )
+                == 1
+            )
+        event_log(
+            participant,
+            kind,
+            stage=stage,
+            payload={
+                "task": task.folder,
+                "run_id": run.pk,
+                "code_sha256": run.code_sha256,
+                "version": snapshot.version,
+                "status": status,
+                "exit_code": result.exit_code,
+                "exception_type": run.exception_type,
+                "duration_ms": run.duration_ms,
+                "tests_passed": run.tests_passed,
+                "tests_total": run.tests_total,
+                "first_pass": first_pass,
+                "sandbox": result.sandbox,
+            },
+        )
+        if first_pass:
+            event_log(participant, "task_completed", stage=stage, payload={"task": task.folder})
+    return RunOutcome(run=run, tests=tests, first_pass=first_pass, message=result.message)
+
+
+def task_stage_finish(
+    *, participant: Participant, stage: Stage, code: dict[str, str]
+) -> Participant:
+    """The participant finishes a coding stage: store the final code of each task (submission
+    is an event of its own, apart from completion, which is the first passing check) and move
+    on. After the deadline nothing new is stored: the stage has timed out and the last
+    autosaved code counts."""
+    participant = participant_sync_clock(participant=participant)
+    if participant.current_stage_id != stage.pk:
+        return participant
+    now = timezone.now()
+    for folder, text in code.items():
+        task = load_task(participant.trial.files, folder)
+        code_save(
+            participant=participant,
+            stage=stage,
+            task=task,
+            code=text,
+            base_version=None,
+            source="submit",
+        )
+        TaskState.objects.filter(
+            participant=participant, task=folder, submitted_at__isnull=True
+        ).update(submitted_at=now)
+        event_log(participant, "task_submitted", stage=stage, payload={"task": folder})
+    return participant_complete_stage(
+        participant=participant, stage_key=stage.key, answers={"code": code}
+    )

@@ -1,0 +1,169 @@
+"""JSON endpoints the participant's browser calls during a stage: autosave, Run, Check and
+telemetry. Who is calling comes from the signed cookie; whether they may (stage, task, time)
+is decided here from the database, every time. Malformed input gets a 400 naming the field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_POST
+
+from trials import coding, events
+from trials.models import Participant, Trial
+from trials.selectors import live_trial
+from trials.services import StageConflict, TrialError
+from trials.views import participant_from_cookie
+
+Handler = Callable[[HttpRequest, Trial, Participant, dict[str, Any]], HttpResponse]
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    # sendBeacon cannot set headers, so it posts a form with the JSON in "payload".
+    raw: str | bytes = request.POST.get("payload", "") if request.POST else request.body
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True) -> Any:
+    value = body.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequest(f"field '{name}' must be {kind.__name__}")
+    return value
+
+
+def participant_endpoint(view: Handler) -> Callable[..., HttpResponse]:
+    @require_POST
+    @wraps(view)
+    def wrapped(request: HttpRequest, slug: str) -> HttpResponse:
+        trial = live_trial(slug)
+        if trial is None:
+            return JsonResponse(
+                {"error": "not_open", "message": "This study is not open."}, status=404
+            )
+        participant = participant_from_cookie(request, trial)
+        if participant is None:
+            return JsonResponse(
+                {"error": "no_participant", "message": "Please reopen the study link."}, status=403
+            )
+        try:
+            return view(request, trial, participant, _body(request))
+        except BadRequest as exc:
+            return JsonResponse({"error": "bad_request", "message": str(exc)}, status=400)
+        except coding.SaveConflict as exc:
+            return JsonResponse(
+                {"error": "conflict", "version": exc.version, "code": exc.code}, status=409
+            )
+        except StageConflict:
+            participant.refresh_from_db()
+            return JsonResponse(
+                {"error": "stage_over", "redirect": reverse("trials:entry", args=[trial.slug])},
+                status=409,
+            )
+        except TrialError as exc:
+            return JsonResponse({"error": "refused", "message": str(exc)}, status=400)
+
+    return wrapped
+
+
+@participant_endpoint
+def save(
+    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+) -> HttpResponse:
+    stage, task = coding.coding_task(
+        participant=participant,
+        stage_key=_field(body, "stage", str),
+        task_folder=_field(body, "task", str),
+    )
+    raw_time = body.get("client_time")
+    client_time = parse_datetime(raw_time) if isinstance(raw_time, str) else None
+    source = (
+        body.get("source") if body.get("source") in ("autosave", "blur", "beacon") else "autosave"
+    )
+    snapshot = coding.code_save(
+        participant=participant,
+        stage=stage,
+        task=task,
+        code=_field(body, "code", str),
+        base_version=_field(body, "base_version", int),
+        source=str(source),
+        client_time=client_time,
+    )
+    return JsonResponse({"version": snapshot.version})
+
+
+def _run(kind: str) -> Handler:
+    def view(
+        request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+    ) -> HttpResponse:
+        stage, task = coding.coding_task(
+            participant=participant,
+            stage_key=_field(body, "stage", str),
+            task_folder=_field(body, "task", str),
+        )
+        outcome = coding.code_run(
+            participant=participant,
+            stage=stage,
+            task=task,
+            code=_field(body, "code", str),
+            kind=kind,
+        )
+        run = outcome.run
+        if run.status == "busy":
+            return JsonResponse({"error": "busy", "message": outcome.message}, status=503)
+        data: dict[str, Any] = {
+            "status": run.status,
+            "message": outcome.message,
+            "exit_code": run.exit_code,
+            "duration_ms": run.duration_ms,
+            "timed_out": run.status == "timeout",
+        }
+        if kind == "run":
+            data.update(stdout=run.stdout, stderr=run.stderr, truncated=run.output_truncated)
+        else:
+            passed = sum(1 for t in outcome.tests if t["passed"])
+            data.update(
+                tests=outcome.tests,
+                passed=passed,
+                total=len(outcome.tests),
+                all_passed=bool(outcome.tests) and passed == len(outcome.tests),
+                first_pass=outcome.first_pass,
+                # Errors that stopped the tests from running (syntax errors, time-outs) are shown;
+                # what the tests printed is not.
+                stderr=run.stderr if not outcome.tests else "",
+            )
+        return JsonResponse(data)
+
+    return view
+
+
+run = participant_endpoint(_run("run"))
+check = participant_endpoint(_run("check"))
+
+
+@participant_endpoint
+def record_events(
+    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+) -> HttpResponse:
+    try:
+        batch = events.parse_batch(body)
+    except events.BatchInvalid as exc:
+        raise BadRequest(str(exc)) from None
+    stored, duplicates = events.events_record(participant=participant, events=batch)
+    return JsonResponse({"stored": stored, "duplicates": duplicates})

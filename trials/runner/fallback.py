@@ -1,0 +1,168 @@
+"""The weak sandbox, for machines without bubblewrap.
+
+What it does: the program runs in a new session, with the same rlimits as on the bwrap path
+(``prlimit``), an environment made from scratch, a private working directory and ``TMPDIR``,
+and the same allowed packages on ``PYTHONPATH``. When the server is root it runs as the run
+slot's own uid with no supplementary groups, so ``RLIMIT_NPROC`` holds, other runs' directories
+(mode 0700, other uids) are closed to it, and afterwards every process of that uid is killed,
+even one that left the session.
+
+What it does NOT protect:
+
+- the network: the program can connect wherever the machine can, the database port included;
+- files readable by "others": the project's source is usually world-readable, and so is an
+  SQLite database created with the default umask; only files like ``var/secret_key`` kept at
+  mode 0600 (or under a 0700 directory) stay out of reach;
+- the interpreter's own site-packages (importable), the process list, and kernel interfaces;
+- total disk use: only each file's size is capped, not how many files are written;
+- everything, when the server is not root: the uid cannot change, so the program runs as the
+  server's user and can read and write whatever the server can, the database and the secret
+  key included, and leftover processes outside its session cannot be found. Development only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from trials.runner.config import SYSTEM_PATH, RunnerConfig, SandboxUnavailable
+from trials.runner.interpreter import interpreter, others_can_read, program_environment
+from trials.runner.limits import Limits, prlimit_args, rlimit_preexec
+from trials.runner.packages import package_paths
+from trials.runner.process import ProcessOutcome, killpg, run_captured
+
+__all__ = ["run_fallback"]
+
+
+def python_for(config: RunnerConfig, uid: int | None) -> str:
+    """An interpreter the slot uid can execute: the configured one, or else the system's one
+    of the same version (a pyenv build under /root is out of an unprivileged uid's reach)."""
+    if uid is None or others_can_read(config.python):
+        return config.python
+    major, minor = interpreter(config.python).version
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        candidate = os.path.join(directory, f"python{major}.{minor}")
+        if os.path.exists(candidate) and others_can_read(candidate):
+            return os.path.realpath(candidate)
+    raise SandboxUnavailable(
+        f"the fallback sandbox runs code as an unprivileged uid, which cannot execute "
+        f"{config.python}, and there is no world-readable python{major}.{minor}; install "
+        f"bubblewrap"
+    )
+
+
+def kill_all_of_uid(uid: int) -> None:
+    """Kill every process of ``uid``, also those that left the run's session: a process running
+    as that uid sends SIGKILL to -1, which reaches exactly the processes of its own uid (never
+    itself). Only for a slot uid held by the current run."""
+    kill = shutil.which("kill", path=SYSTEM_PATH)
+    if kill:
+        command = [kill, "-s", "KILL", "--", "-1"]
+    else:  # pragma: no cover - procps' kill is on every Debian system
+        command = [sys.executable, "-S", "-c", "import os; os.kill(-1, 9)"]
+    subprocess.run(
+        command,
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        env={"PATH": SYSTEM_PATH},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+        cwd="/",
+    )
+
+
+def tasks_of_uid(uid: int) -> int:
+    """Processes and threads now running as ``uid``."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid == uid:
+                count += len(os.listdir(f"/proc/{entry.name}/task"))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return count
+
+
+def _give_to(directory: Path, uid: int) -> None:
+    for root, dirs, names in os.walk(directory):
+        for name in [*dirs, *names]:
+            os.chown(os.path.join(root, name), uid, uid)
+    os.chown(directory, uid, uid)
+    directory.chmod(0o700)
+
+
+def run_fallback(
+    *,
+    config: RunnerConfig,
+    limits: Limits,
+    uid: int | None,
+    run_dir: Path,
+    entry: str,
+    argv: Sequence[str],
+    stdin: str,
+) -> ProcessOutcome:
+    """Run in ``run_dir / "work"``, where the files already are."""
+    python = python_for(config, uid)
+    packages = package_paths(config.packages)
+    if uid is not None:
+        for path in packages:
+            if not others_can_read(path):
+                raise SandboxUnavailable(
+                    f"the fallback sandbox's unprivileged uid cannot read the allowed package "
+                    f"{path}; install bubblewrap or make its directory world-readable"
+                )
+    work, tmp, site = run_dir / "work", run_dir / "tmp", run_dir / "site"
+    tmp.mkdir(mode=0o700)
+    site.mkdir(mode=0o755)
+    for path in packages:
+        (site / path.name).symlink_to(path)
+    if uid is not None:
+        run_dir.chmod(0o711)  # the slot uid may pass through, not list
+        _give_to(work, uid)
+        _give_to(tmp, uid)
+        nproc = limits.max_processes
+    else:
+        # RLIMIT_NPROC counts every task of the server's user: allow what exists now plus the
+        # run's share. Approximate, but it still stops a fork bomb.
+        nproc = tasks_of_uid(os.geteuid()) + limits.max_processes
+    command = [python, "-s", entry, *argv]
+    prlimit = shutil.which("prlimit", path=SYSTEM_PATH)
+    preexec = None
+    if prlimit:
+        command = [prlimit, *prlimit_args(limits, nproc=nproc), "--", *command]
+    else:  # pragma: no cover - util-linux is essential on Debian
+        preexec = rlimit_preexec(limits, nproc=nproc)
+
+    def kill(pid: int, reaped: bool) -> None:
+        if uid is not None:
+            kill_all_of_uid(uid)
+        else:
+            # Even once the leader is reaped its group id stays reserved while any member is
+            # alive, so this reaches what the program left in its session. (With no member
+            # left, a new group leader could in theory have taken the id in between: a risk
+            # accepted for the non-root fallback, which is for development only.)
+            killpg(pid)
+
+    if uid is not None:
+        kill_all_of_uid(uid)  # leftovers of a server that died in the middle of a run
+    return run_captured(
+        command,
+        env=program_environment(home=str(work), tmp=str(tmp), site=str(site)),
+        cwd=str(work),
+        stdin=stdin.encode(),
+        max_output_bytes=limits.max_output_bytes,
+        wall_seconds=limits.wall_seconds,
+        kill=kill,
+        user=uid,
+        preexec_fn=preexec,
+    )

@@ -1,0 +1,266 @@
+"""Run participant code: pick the sandbox, take a run slot, make and remove the run directory,
+and turn what happened into a ``RunResult``. The sandboxes themselves are in ``bwrap.py`` (the
+strong one) and ``fallback.py`` (the weak one, with what it does not protect).
+
+Process limits: ``RLIMIT_NPROC`` counts the tasks of a real uid and is never enforced for root,
+so participant code must neither run as root nor share its uid with anything else. When the
+server is root, run slot ``i`` runs its program as ``uid_base + i``, and holds the slot until
+every process of that uid is gone; a mapped uid inside a user namespace created by root would
+not do, since it is still uid 0 to the kernel. When the server is not root, bwrap's user
+namespace makes the count per run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from trials.runner.bwrap import bwrap_problem, run_bwrap
+from trials.runner.config import ENV_SANDBOX, InvalidRun, RunnerConfig, SandboxUnavailable
+from trials.runner.fallback import run_fallback
+from trials.runner.limits import Limits
+from trials.runner.process import ProcessOutcome
+from trials.runner.result import Reason, RunResult, SandboxKind
+from trials.runner.slots import QueueTimeout, SlotPool, ensure_private_dir
+
+__all__ = ["SandboxStatus", "run_python", "sandbox_kind", "sandbox_status"]
+
+logger = logging.getLogger("skilltrial.runner")
+
+_MAX_FILES = 200
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    kind: SandboxKind
+    detail: str
+    """Why this kind is in use, in a sentence fit for the experimenters' dashboard."""
+
+
+def _running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
+def sandbox_status(config: RunnerConfig | None = None) -> SandboxStatus:
+    """Which sandbox runs would use, and why. Raises SandboxUnavailable when the mode is
+    ``bwrap`` and bwrap cannot work here."""
+    config = config or RunnerConfig.from_env()
+    if config.mode == "fallback":
+        return SandboxStatus("fallback", f"the fallback sandbox was chosen ({ENV_SANDBOX})")
+    if config.bwrap is None:
+        problem = "bubblewrap (bwrap) is not installed"
+    else:
+        failure = bwrap_problem(config.bwrap, _running_as_root())
+        if failure is None:
+            return SandboxStatus("bwrap", f"bubblewrap ({config.bwrap})")
+        problem = f"bubblewrap cannot make a sandbox here: {failure}"
+    if config.mode == "bwrap":
+        raise SandboxUnavailable(problem)
+    return SandboxStatus("fallback", problem)
+
+
+def sandbox_kind(config: RunnerConfig | None = None) -> SandboxKind:
+    """``"bwrap"`` or ``"fallback"``: the sandbox ``run_python`` would use."""
+    return sandbox_status(config).kind
+
+
+_warned_lock = threading.Lock()
+_warned = False
+
+
+def _warn_fallback_once(status: SandboxStatus) -> None:
+    global _warned
+    with _warned_lock:
+        if _warned:
+            return
+        _warned = True
+    logger.warning(
+        "PARTICIPANT CODE RUNS IN THE WEAK FALLBACK SANDBOX because %s. It has resource limits "
+        "and a clean environment only: NO network isolation, and NO filesystem isolation "
+        "beyond file permissions%s. Install bubblewrap (Debian package 'bubblewrap').",
+        status.detail,
+        "" if _running_as_root() else " (and the server is not root: none at all)",
+    )
+
+
+def _check_input(files: Mapping[str, str], entry: str, argv: Sequence[str]) -> list[PurePosixPath]:
+    if not files:
+        raise InvalidRun("a run needs at least one file")
+    if len(files) > _MAX_FILES:
+        raise InvalidRun(f"a run may have at most {_MAX_FILES} files, got {len(files)}")
+    paths = []
+    for name in files:
+        path = PurePosixPath(name)
+        if (
+            "\0" in name
+            or path.is_absolute()
+            or not path.parts
+            or ".." in path.parts
+            or str(path) != name
+        ):
+            raise InvalidRun(f"file name {name!r} must be a plain relative path")
+        paths.append(path)
+    if entry not in files:
+        raise InvalidRun(f"the entry point {entry!r} is not among the files")
+    if any("\0" in arg for arg in argv):
+        raise InvalidRun("arguments cannot contain NUL characters")
+    return paths
+
+
+def _write_files(directory: Path, files: Mapping[str, str]) -> None:
+    for name, text in files.items():
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
+
+def _remove_tree(path: Path) -> None:
+    def retry(function: object, failed: str, *_: object) -> None:
+        # Not root: the program may have left directories without write or search permission.
+        os.chmod(os.path.dirname(failed), 0o700)
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            os.chmod(failed, 0o700)
+            shutil.rmtree(failed)
+        else:
+            os.unlink(failed)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=retry)
+    else:
+        shutil.rmtree(path, onerror=retry)
+
+
+def _signal_of(kind: SandboxKind, returncode: int) -> int | None:
+    if returncode < 0:
+        return -returncode
+    if kind == "bwrap" and 128 < returncode <= 128 + 64:
+        # bwrap reports a program killed by signal N as exit status 128 + N, like a shell, so
+        # a program calling sys.exit(129..192) reads as killed. No exercise does that.
+        return returncode - 128
+    return None
+
+
+def _result(outcome: ProcessOutcome, *, kind: SandboxKind, limits: Limits) -> RunResult:
+    killed_by = _signal_of(kind, outcome.returncode)
+    exit_code = None if killed_by is not None else outcome.returncode
+    # bwrap's init reaps the program but its own usage is never collected: no CPU figure there.
+    cpu = outcome.cpu_seconds if kind == "fallback" else None
+    stderr = outcome.stderr.decode("utf-8", "replace")
+    reason: Reason = "exited"
+    if outcome.wall_timed_out:
+        reason = "wall_time_limit"
+    elif killed_by == signal.SIGXCPU or (
+        killed_by == signal.SIGKILL and cpu is not None and cpu >= limits.cpu_seconds
+    ):
+        reason = "cpu_time_limit"
+    elif killed_by is not None:
+        reason = "signal"
+    elif exit_code and stderr.rstrip().rsplit("\n", 1)[-1].startswith("MemoryError"):
+        reason = "memory_limit"
+    stdout = outcome.stdout.decode("utf-8", "replace")
+    notice = f"\n[output truncated after {limits.max_output_bytes} bytes]\n"
+    return RunResult(
+        stdout=stdout + notice if outcome.stdout_truncated else stdout,
+        stderr=stderr + notice if outcome.stderr_truncated else stderr,
+        exit_code=exit_code,
+        duration_seconds=outcome.duration_seconds,
+        cpu_seconds=cpu,
+        timed_out=reason in ("wall_time_limit", "cpu_time_limit"),
+        stdout_truncated=outcome.stdout_truncated,
+        stderr_truncated=outcome.stderr_truncated,
+        killed_by_signal=killed_by,
+        reason=reason,
+        sandbox=kind,
+    )
+
+
+def run_python(
+    files: Mapping[str, str],
+    entry: str,
+    *,
+    limits: Limits | None = None,
+    argv: Sequence[str] = (),
+    stdin: str = "",
+    config: RunnerConfig | None = None,
+) -> RunResult:
+    """Run ``python entry *argv`` on ``files`` (relative path -> text) in a fresh sandbox.
+
+    Blocks until a run slot is free, at most ``config.queue_timeout_seconds``; if none frees up
+    the result has ``reason="queue_timeout"`` and nothing ran. The run's directory is gone when
+    this returns. Raises InvalidRun for unacceptable file names and SandboxUnavailable when the
+    configured sandbox cannot work on this machine."""
+    limits = limits or Limits()
+    config = config or RunnerConfig.from_env()
+    paths = _check_input(files, entry, argv)
+    status = sandbox_status(config)
+    if status.kind == "fallback":
+        _warn_fallback_once(status)
+    as_root = _running_as_root()
+    state = Path(config.state_dir)
+    ensure_private_dir(state, 0o711)
+    pool = SlotPool(
+        Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
+    )
+    try:
+        with pool.acquire(timeout=config.queue_timeout_seconds) as slot:
+            uid = slot.number if as_root else None
+            run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=state))
+            try:
+                work = run_dir / "work"
+                work.mkdir(mode=0o700)
+                _write_files(work, files)
+                if status.kind == "bwrap":
+                    outcome = run_bwrap(
+                        config=config,
+                        limits=limits,
+                        uid=uid,
+                        files_dir=work,
+                        paths=paths,
+                        entry=entry,
+                        argv=argv,
+                        stdin=stdin,
+                    )
+                else:
+                    outcome = run_fallback(
+                        config=config,
+                        limits=limits,
+                        uid=uid,
+                        run_dir=run_dir,
+                        entry=entry,
+                        argv=argv,
+                        stdin=stdin,
+                    )
+            finally:
+                _remove_tree(run_dir)
+    except QueueTimeout:
+        logger.warning(
+            "code run refused: all %d run slots stayed busy for %g s",
+            pool.size,
+            config.queue_timeout_seconds,
+        )
+        return dataclasses.replace(_REFUSED, sandbox=status.kind)
+    return _result(outcome, kind=status.kind, limits=limits)
+
+
+_REFUSED = RunResult(
+    stdout="",
+    stderr="",
+    exit_code=None,
+    duration_seconds=0.0,
+    cpu_seconds=None,
+    timed_out=False,
+    stdout_truncated=False,
+    stderr_truncated=False,
+    killed_by_signal=None,
+    reason="queue_timeout",
+    sandbox="bwrap",
+)
