@@ -11,11 +11,21 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
+from trials import runner
 from trials.models import CodeRun, Participant, Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 from trials.selectors import participant_replay, trial_overview, trial_participants
 
 View = Callable[..., HttpResponse]
+
+
+def _sandbox() -> dict[str, str]:
+    """Which sandbox participant code runs in, for a banner: loud when it is the fallback."""
+    try:
+        status = runner.sandbox_status()
+    except runner.SandboxUnavailable as exc:
+        return {"kind": "unavailable", "detail": str(exc)}
+    return {"kind": status.kind, "detail": status.detail}
 
 
 def staff_role_required(view: View) -> View:
@@ -34,7 +44,7 @@ def staff_role_required(view: View) -> View:
 def trial_list(request: HttpRequest) -> HttpResponse:
     trials = Trial.objects.order_by("slug", "-version")
     rows = [(trial, trial_overview(trial)) for trial in trials]
-    return render(request, "manage/trial_list.html", {"rows": rows})
+    return render(request, "manage/trial_list.html", {"rows": rows, "sandbox": _sandbox()})
 
 
 @staff_role_required
@@ -59,6 +69,7 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
             "page": page,
             "peak": peak,
             "arm_stratum_table": table,
+            "sandbox": _sandbox(),
         },
     )
 

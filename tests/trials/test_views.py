@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -202,3 +203,17 @@ def test_allocations_are_read_only_in_the_admin(client, live_trial, eligible_ans
     trial_page = client.get(f"/admin/trials/trial/{live_trial.pk}/change/")
     assert trial_page.status_code == 200
     assert live_trial.randomization_seed.encode() not in trial_page.content
+
+
+def test_dashboard_warns_loudly_when_the_fallback_sandbox_is_in_use(
+    client, live_trial, monkeypatch
+):
+    user = User.objects.create_user("staff", password="pw-12345-xyz")
+    user.groups.add(Group.objects.get(name=EXPERIMENTER))
+    client.login(username="staff", password="pw-12345-xyz")
+    monkeypatch.setenv("SKILLTRIAL_SANDBOX", "fallback")
+    page = client.get("/manage/").content.decode()
+    assert "Weak sandbox in use" in page
+    monkeypatch.setenv("SKILLTRIAL_SANDBOX", "auto")
+    page = client.get("/manage/").content.decode()
+    assert ("Weak sandbox in use" in page) == (shutil.which("bwrap") is None)
