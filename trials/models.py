@@ -247,6 +247,10 @@ class StageRecord(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=20, choices=EndReason.choices, blank=True)
     answers = models.JSONField(default=dict, blank=True)
+    draft = models.JSONField(
+        default=dict, blank=True, help_text="Autosaved answers; what counts if time runs out"
+    )
+    draft_saved_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["participant", "started_at"]

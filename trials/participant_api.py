@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from trials import coding, events
+from trials import coding, events, services
 from trials.models import Participant, Trial
 from trials.selectors import live_trial
 from trials.services import StageConflict, TrialError
@@ -167,3 +167,15 @@ def record_events(
         raise BadRequest(str(exc)) from None
     stored, duplicates = events.events_record(participant=participant, events=batch)
     return JsonResponse({"stored": stored, "duplicates": duplicates})
+
+
+@participant_endpoint
+def answers(
+    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+) -> HttpResponse:
+    services.answers_save_draft(
+        participant=participant,
+        stage_key=_field(body, "stage", str),
+        answers=_field(body, "answers", dict),
+    )
+    return JsonResponse({"saved": True})

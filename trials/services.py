@@ -7,12 +7,13 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from trials import randomization
@@ -294,6 +295,9 @@ def _advance(
     record_updates: dict[str, Any] = {"ended_at": now, "end_reason": reason}
     if answers is not None:
         record_updates["answers"] = answers
+    elif reason == StageRecord.EndReason.TIMED_OUT:
+        # Time ran out: the last autosaved answers are what count.
+        record_updates["answers"] = F("draft")
     StageRecord.objects.filter(participant=participant, stage=stage, ended_at__isnull=True).update(
         **record_updates
     )
@@ -406,6 +410,65 @@ def participant_screen(
         return _advance(
             locked, stage, reason=StageRecord.EndReason.COMPLETED, answers=answers, now=now
         )
+
+
+def answers_save_draft(
+    *, participant: Participant, stage_key: str, answers: dict[str, Any]
+) -> None:
+    """Autosave the answers of the current question stage (survey, quiz, screening). Only
+    keys of the stage's questions are kept; nothing is stored once the stage is over."""
+    participant = participant_sync_clock(participant=participant)
+    stage = participant.current_stage
+    if stage is None or stage.key != stage_key:
+        raise StageConflict("this step is not the current one")
+    keys = {q["key"] for q in stage_questions(participant.trial, stage)}
+    if not keys:
+        raise TrialError(f"stage '{stage_key}' has no questions to save")
+    draft = {key: value for key, value in answers.items() if key in keys and _draft_value_ok(value)}
+    updated = StageRecord.objects.filter(
+        participant=participant, stage=stage, ended_at__isnull=True
+    ).update(draft=draft, draft_saved_at=timezone.now())
+    if not updated:
+        raise StageConflict("this step is over")
+
+
+def _draft_value_ok(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= 10_000 and "\x00" not in value
+    if isinstance(value, list):
+        return len(value) <= 50 and all(isinstance(v, str) and len(v) <= 200 for v in value)
+    return False
+
+
+def stage_questions(trial: Trial, stage: Stage) -> list[dict[str, Any]]:
+    """The questions a stage shows, as a participant may see them (no keys, no rubrics)."""
+    if stage.type == Stage.Type.SCREENING:
+        return list(trial.definition["baseline"])
+    if stage.type == Stage.Type.SURVEY:
+        return list(stage.config.get("questions", []))
+    if stage.type == Stage.Type.QUIZ:
+        return quiz_questions_for_participant(trial.files[stage.config["quiz"]])
+    return []
+
+
+PARTICIPANT_QUESTION_FIELDS = ("key", "text", "type", "choices", "required")
+
+
+def quiz_questions_for_participant(source: str) -> list[dict[str, Any]]:
+    """The quiz as a participant may see it: no answer keys, no rubrics, no points logic."""
+    raw = tomllib.loads(source)
+    questions = []
+    for item in raw.get("questions", []):
+        question = {k: item[k] for k in PARTICIPANT_QUESTION_FIELDS if k in item}
+        if question.get("type") not in ("single_choice", "multi_choice", "number", "long_text"):
+            question["type"] = "short_text"
+        question.setdefault("required", False)
+        if "choices" in question:
+            question["choices"] = [
+                c if isinstance(c, dict) else {"value": c, "label": c} for c in question["choices"]
+            ]
+        questions.append(question)
+    return questions
 
 
 def participant_complete_stage(

@@ -6,7 +6,6 @@ their time is up all come from the database on every request.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from django.views.decorators.http import require_http_methods
 
 from trials import coding, services
 from trials.forms import ConsentForm, QuestionForm
-from trials.models import Participant, Stage, TaskState, Trial
+from trials.models import Participant, Stage, StageRecord, TaskState, Trial
 from trials.rendering import render_markdown
 from trials.selectors import live_trial, participant_tools
 from trials.tasks import load_task
@@ -166,33 +165,37 @@ def _consent(
     )
 
 
-def _screening(
-    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
-) -> HttpResponse:
-    form = QuestionForm(trial.definition["baseline"], request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        participant = services.participant_screen(
-            participant=participant, stage_key=stage.key, answers=form.answers()
-        )
-        return _redirect_to_current(trial, participant)
-    status = 400 if request.method == "POST" else 200
-    return _page(
-        request, "trials/questions.html", trial, participant, stage, {"form": form}, status
-    )
+def _draft(participant: Participant, stage: Stage) -> dict[str, Any]:
+    record = StageRecord.objects.filter(participant=participant, stage=stage).first()
+    return dict(record.draft) if record else {}
 
 
-def _survey(
+def _questions(
     request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
 ) -> HttpResponse:
-    form = QuestionForm(stage.config.get("questions", []), request.POST or None)
+    """Screening, survey and quiz pages: a form of the stage's questions, autosaved."""
+    questions = services.stage_questions(trial, stage)
+    form = QuestionForm(questions, request.POST or None, initial=_draft(participant, stage))
     if request.method == "POST" and form.is_valid():
-        participant = services.participant_complete_stage(
-            participant=participant, stage_key=stage.key, answers=form.answers()
-        )
+        if stage.type == Stage.Type.SCREENING:
+            participant = services.participant_screen(
+                participant=participant, stage_key=stage.key, answers=form.answers()
+            )
+        else:
+            participant = services.participant_complete_stage(
+                participant=participant, stage_key=stage.key, answers=form.answers()
+            )
         return _redirect_to_current(trial, participant)
     status = 400 if request.method == "POST" else 200
+    autosave_url = reverse("trials:api_answers", args=[trial.slug])
     return _page(
-        request, "trials/questions.html", trial, participant, stage, {"form": form}, status
+        request,
+        "trials/questions.html",
+        trial,
+        participant,
+        stage,
+        {"form": form, "autosave_url": autosave_url},
+        status,
     )
 
 
@@ -273,41 +276,6 @@ def _task(
     )
 
 
-PARTICIPANT_QUESTION_FIELDS = ("key", "text", "type", "choices", "required")
-
-
-def _quiz_questions(trial: Trial, stage: Stage) -> list[dict[str, Any]]:
-    """The quiz as a participant may see it: no answer keys, no rubrics, no points logic."""
-    raw = tomllib.loads(trial.files[stage.config["quiz"]])
-    questions = []
-    for item in raw.get("questions", []):
-        question = {k: item[k] for k in PARTICIPANT_QUESTION_FIELDS if k in item}
-        if question.get("type") not in ("single_choice", "multi_choice", "number", "long_text"):
-            question["type"] = "short_text"
-        question.setdefault("required", False)
-        if "choices" in question:
-            question["choices"] = [
-                c if isinstance(c, dict) else {"value": c, "label": c} for c in question["choices"]
-            ]
-        questions.append(question)
-    return questions
-
-
-def _quiz(
-    request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
-) -> HttpResponse:
-    form = QuestionForm(_quiz_questions(trial, stage), request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        participant = services.participant_complete_stage(
-            participant=participant, stage_key=stage.key, answers=form.answers()
-        )
-        return _redirect_to_current(trial, participant)
-    status = 400 if request.method == "POST" else 200
-    return _page(
-        request, "trials/questions.html", trial, participant, stage, {"form": form}, status
-    )
-
-
 def _debrief(
     request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
 ) -> HttpResponse:
@@ -329,10 +297,10 @@ StageHandler = Callable[[HttpRequest, Trial, Participant, Stage], HttpResponse]
 
 STAGE_HANDLERS: dict[str, StageHandler] = {
     Stage.Type.CONSENT: _consent,
-    Stage.Type.SCREENING: _screening,
+    Stage.Type.SCREENING: _questions,
     Stage.Type.INSTRUCTIONS: _instructions,
     Stage.Type.TASK: _task,
-    Stage.Type.QUIZ: _quiz,
-    Stage.Type.SURVEY: _survey,
+    Stage.Type.QUIZ: _questions,
+    Stage.Type.SURVEY: _questions,
     Stage.Type.DEBRIEF: _debrief,
 }

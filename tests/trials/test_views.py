@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import json
 import re
 import shutil
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
+from django.utils import timezone
 
 from trials.models import Allocation, Participant, StageRecord
 from trials.roles import EXPERIMENTER, STATISTICIAN
@@ -217,3 +220,48 @@ def test_dashboard_warns_loudly_when_the_fallback_sandbox_is_in_use(
     monkeypatch.setenv("SKILLTRIAL_SANDBOX", "auto")
     page = client.get("/manage/").content.decode()
     assert ("Weak sandbox in use" in page) == (shutil.which("bwrap") is None)
+
+
+def _post_json(client: Client, url: str, body: dict):
+    return client.post(url, json.dumps(body), content_type="application/json")
+
+
+def test_question_answers_autosave_and_come_back_after_a_reload(
+    client, live_trial, eligible_answers
+):
+    client.get(ENTRY)
+    client.post(stage_url("consent"), {"decision": "agree", "agree": "on"})
+    api = f"{ENTRY}api/answers/"
+    response = _post_json(
+        client,
+        api,
+        {"stage": "screening", "answers": {"coding_years": "7+", "not_a_question": "x"}},
+    )
+    assert response.status_code == 200
+    record = StageRecord.objects.get(stage__key="screening")
+    assert record.draft == {"coding_years": "7+"}
+    page = client.get(stage_url("screening")).content.decode()
+    assert re.search(r'value="7\+"[^>]*checked', page)
+    # Autosaving a stage that is not the current one is refused.
+    response = _post_json(client, api, {"stage": "quiz", "answers": {"nursery_exit": "b"}})
+    assert response.status_code == 409
+
+
+def test_when_time_runs_out_the_autosaved_answers_count(client, live_trial, eligible_answers):
+    walk_to_warmup(client, eligible_answers)
+    for key in ("warmup", "main_tasks"):
+        client.post(stage_url(key), {})
+    api = f"{ENTRY}api/answers/"
+    assert (
+        _post_json(client, api, {"stage": "quiz", "answers": {"nursery_exit": "b"}}).status_code
+        == 200
+    )
+    Participant.objects.update(stage_deadline=timezone.now() - timedelta(minutes=1))
+    assert client.get(stage_url("quiz"))["Location"] == stage_url("post_survey")
+    record = StageRecord.objects.get(stage__key="quiz")
+    assert (record.end_reason, record.answers) == ("timed_out", {"nursery_exit": "b"})
+    # Too late: the quiz is closed.
+    assert (
+        _post_json(client, api, {"stage": "quiz", "answers": {"nursery_exit": "c"}}).status_code
+        == 409
+    )
