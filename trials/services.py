@@ -387,6 +387,7 @@ def participant_screen(
     now = timezone.now()
     with transaction.atomic():
         locked = Participant.objects.select_for_update().get(pk=participant.pk)
+        locked.trial = trial  # already loaded; saves a query inside the lock
         if locked.current_stage_id != stage.pk:
             raise StageConflict("this step has already been completed")
         locked.baseline = answers
@@ -492,10 +493,6 @@ def participant_complete_stage(
 # --- allocation ----------------------------------------------------------------------------
 
 
-def _arm_weights(trial: Trial) -> list[randomization.ArmWeight]:
-    return [randomization.ArmWeight(arm.key, arm.weight) for arm in trial.arms.order_by("order")]
-
-
 def _minimization_counts(trial: Trial, factors: list[str]) -> dict[str, dict[str, dict[str, int]]]:
     counts: dict[str, dict[str, dict[str, int]]] = {f: {} for f in factors}
     rows = Allocation.objects.filter(trial=trial).values_list("arm__key", "participant__baseline")
@@ -527,12 +524,19 @@ def allocation_assign(*, participant: Participant) -> Allocation:
         config = trial.definition["randomization"]
         scheme = config["scheme"]
         seq_stratum = participant.stratum if scheme == "stratified_blocks" else ""
-        AllocationSequence.objects.get_or_create(trial=trial, stratum=seq_stratum)
-        sequence = AllocationSequence.objects.select_for_update().get(
-            trial=trial, stratum=seq_stratum
+        sequence = (
+            AllocationSequence.objects.select_for_update()
+            .filter(trial=trial, stratum=seq_stratum)
+            .first()
         )
+        if sequence is None:  # a stratum not created at launch (e.g. an unlisted level)
+            AllocationSequence.objects.get_or_create(trial=trial, stratum=seq_stratum)
+            sequence = AllocationSequence.objects.select_for_update().get(
+                trial=trial, stratum=seq_stratum
+            )
         index = sequence.next_index
-        arms = _arm_weights(trial)
+        arm_rows = {arm.key: arm for arm in trial.arms.order_by("order")}
+        arms = [randomization.ArmWeight(arm.key, arm.weight) for arm in arm_rows.values()]
         seed = trial.randomization_seed
         details: dict[str, Any] = {"algorithm_version": randomization.ALGORITHM_VERSION}
         if scheme == "simple":
@@ -563,7 +567,7 @@ def allocation_assign(*, participant: Participant) -> Allocation:
         allocation = Allocation.objects.create(
             participant=participant,
             trial=trial,
-            arm=trial.arms.get(key=arm_key),
+            arm=arm_rows[arm_key],
             stratum=participant.stratum,
             scheme=scheme,
             sequence_number=index + 1,
