@@ -65,7 +65,7 @@ test: lint typecheck jstest pytest
 
 bench: setup-dev
 	$(PY) bench/bench_enroll.py
-	$(PY) bench/bench_runner.py
+	$(PY) bench/bench_runner.py studies/trio-skill-formation/tasks/*/solution.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache frontend/node_modules frontend/dist

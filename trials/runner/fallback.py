@@ -22,10 +22,11 @@ What it does NOT protect:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
-import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,7 +36,9 @@ from trials.runner.limits import Limits, prlimit_args, rlimit_preexec
 from trials.runner.packages import package_paths
 from trials.runner.process import ProcessOutcome, killpg, run_captured
 
-__all__ = ["run_fallback"]
+__all__ = ["kill_all_of_uid", "python_for", "run_fallback", "tasks_of_uid"]
+
+logger = logging.getLogger("skilltrial.runner")
 
 
 def python_for(config: RunnerConfig, uid: int | None) -> str:
@@ -55,15 +58,15 @@ def python_for(config: RunnerConfig, uid: int | None) -> str:
     )
 
 
-def kill_all_of_uid(uid: int) -> None:
+def kill_all_of_uid(uid: int, python: str) -> None:
     """Kill every process of ``uid``, also those that left the run's session: a process running
     as that uid sends SIGKILL to -1, which reaches exactly the processes of its own uid (never
-    itself). Only for a slot uid held by the current run."""
+    itself). Only for a slot uid held by the current run. ``python`` must be executable by
+    that uid; it is used only where procps' ``kill`` is missing."""
     kill = shutil.which("kill", path=SYSTEM_PATH)
-    if kill:
-        command = [kill, "-s", "KILL", "--", "-1"]
-    else:  # pragma: no cover - procps' kill is on every Debian system
-        command = [sys.executable, "-S", "-c", "import os; os.kill(-1, 9)"]
+    # procps' kill reads "-KILL -1" as: signal KILL to pid -1 (it refuses "--" before -1).
+    python_kill = [python, "-S", "-c", "import os; os.kill(-1, 9)"]
+    command = [kill, "-KILL", "-1"] if kill else python_kill
     subprocess.run(
         command,
         user=uid,
@@ -73,10 +76,21 @@ def kill_all_of_uid(uid: int) -> None:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        check=False,
+        check=False,  # it "fails" when there was nothing to kill
         timeout=60,
         cwd="/",
     )
+
+
+def _ensure_none_left(uid: int, python: str) -> None:
+    """The next run in this slot gets the same uid: check that nothing of this one is left."""
+    deadline = time.monotonic() + 2
+    while tasks_of_uid(uid):
+        if time.monotonic() > deadline:
+            logger.error("processes of sandbox uid %d survived the end of their run", uid)
+            return
+        time.sleep(0.01)
+        kill_all_of_uid(uid, python)
 
 
 def tasks_of_uid(uid: int) -> int:
@@ -145,7 +159,9 @@ def run_fallback(
 
     def kill(pid: int, reaped: bool) -> None:
         if uid is not None:
-            kill_all_of_uid(uid)
+            if not reaped:
+                killpg(pid)
+            kill_all_of_uid(uid, python)
         else:
             # Even once the leader is reaped its group id stays reserved while any member is
             # alive, so this reaches what the program left in its session. (With no member
@@ -154,15 +170,19 @@ def run_fallback(
             killpg(pid)
 
     if uid is not None:
-        kill_all_of_uid(uid)  # leftovers of a server that died in the middle of a run
-    return run_captured(
-        command,
-        env=program_environment(home=str(work), tmp=str(tmp), site=str(site)),
-        cwd=str(work),
-        stdin=stdin.encode(),
-        max_output_bytes=limits.max_output_bytes,
-        wall_seconds=limits.wall_seconds,
-        kill=kill,
-        user=uid,
-        preexec_fn=preexec,
-    )
+        kill_all_of_uid(uid, python)  # leftovers of a server that died in the middle of a run
+    try:
+        return run_captured(
+            command,
+            env=program_environment(home=str(work), tmp=str(tmp), site=str(site)),
+            cwd=str(work),
+            stdin=stdin.encode(),
+            max_output_bytes=limits.max_output_bytes,
+            wall_seconds=limits.wall_seconds,
+            kill=kill,
+            user=uid,
+            preexec_fn=preexec,
+        )
+    finally:
+        if uid is not None:
+            _ensure_none_left(uid, python)

@@ -141,6 +141,10 @@ def run_captured(
         nonlocal killed_at
         if killed_at is None:
             killed_at = time.monotonic()
+            if status is None:
+                # Our own unreaped child: its pid is still ours to signal, whatever the
+                # sandbox's own way of stopping does.
+                proc.send_signal(signal.SIGKILL)
             kill(proc.pid, status is not None)
 
     pidfd = os.pidfd_open(proc.pid)

@@ -20,6 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -37,6 +38,7 @@ __all__ = ["SandboxStatus", "run_python", "sandbox_kind", "sandbox_status"]
 logger = logging.getLogger("skilltrial.runner")
 
 _MAX_FILES = 200
+_STALE_RUN_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,15 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path, onerror=retry)
 
 
+def _remove_stale_runs(state: Path, limits: Limits) -> None:
+    """Remove run directories left by a server killed in the middle of a run. A live run's
+    directory is never older than its wall-time limit (it is made after the slot is taken)."""
+    cutoff = time.time() - max(_STALE_RUN_SECONDS, 2 * limits.wall_seconds)
+    for entry in os.scandir(state):
+        if entry.name.startswith("run-") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)  # another process may be at it too
+
+
 def _signal_of(kind: SandboxKind, returncode: int) -> int | None:
     if returncode < 0:
         return -returncode
@@ -207,6 +218,7 @@ def run_python(
     as_root = _running_as_root()
     state = Path(config.state_dir)
     ensure_private_dir(state, 0o711)
+    _remove_stale_runs(state, limits)
     pool = SlotPool(
         Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
     )

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -16,9 +17,12 @@ from trials.runner.fallback import python_for
 PROJECT_DIR = Path(__file__).resolve().parents[3]
 BWRAP = shutil.which("bwrap", path="/usr/local/bin:/usr/bin:/bin")
 AS_ROOT = os.geteuid() == 0
-# Slots of the runner tests, apart from the default pool so that a dev server running on the
-# same machine is not slowed down (nor slows the tests down).
-TEST_UID_BASE = 64100
+# Each test session claims a block of sandbox uids of its own, apart from the default pool (so
+# a dev server on the machine is not involved) and from any other test session running at the
+# same time (whose processes must not be mistaken for leftovers of ours, nor killed).
+UID_BLOCKS_START = 64100
+UID_BLOCK_SIZE = 10
+UID_BLOCKS = 40
 
 
 def require_bwrap() -> None:
@@ -29,6 +33,25 @@ def require_bwrap() -> None:
         pytest.fail(f"bubblewrap is installed but cannot make a sandbox: {problem}")
 
 
+@pytest.fixture(scope="session")
+def uid_base() -> Iterator[int]:
+    lock_dir = Path(tempfile.gettempdir()) / f"skilltrial-runner-tests-{os.geteuid()}"
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    for block in range(UID_BLOCKS):
+        fd = os.open(lock_dir / f"block-{block}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield UID_BLOCKS_START + block * UID_BLOCK_SIZE
+        finally:
+            os.close(fd)
+        return
+    pytest.fail(f"all {UID_BLOCKS} blocks of test sandbox uids are in use")
+
+
 @pytest.fixture
 def state_dir() -> Iterator[Path]:
     # Not pytest's tmp_path: its parents are 0700, closed to the fallback's unprivileged uid.
@@ -37,12 +60,12 @@ def state_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
-def make_config(kind: str, state_dir: Path, **overrides: object) -> RunnerConfig:
+def make_config(kind: str, state_dir: Path, uid_base: int, **overrides: object) -> RunnerConfig:
     values: dict[str, object] = {
         "mode": kind,
         "state_dir": str(state_dir),
         "max_concurrent": 2,
-        "uid_base": TEST_UID_BASE,
+        "uid_base": uid_base,
         "queue_timeout_seconds": 60.0,
     }
     values.update(overrides)
@@ -51,7 +74,7 @@ def make_config(kind: str, state_dir: Path, **overrides: object) -> RunnerConfig
         require_bwrap()
     else:
         try:
-            python_for(config, TEST_UID_BASE if AS_ROOT else None)
+            python_for(config, uid_base if AS_ROOT else None)
         except SandboxUnavailable as exc:
             pytest.skip(f"the fallback cannot run on this machine: {exc}")
     return config
@@ -63,18 +86,18 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def config(kind: str, state_dir: Path) -> RunnerConfig:
-    return make_config(kind, state_dir)
+def config(kind: str, state_dir: Path, uid_base: int) -> RunnerConfig:
+    return make_config(kind, state_dir, uid_base)
 
 
 @pytest.fixture
-def bwrap_config(state_dir: Path) -> RunnerConfig:
-    return make_config("bwrap", state_dir)
+def bwrap_config(state_dir: Path, uid_base: int) -> RunnerConfig:
+    return make_config("bwrap", state_dir, uid_base)
 
 
 @pytest.fixture
-def fallback_config(state_dir: Path) -> RunnerConfig:
-    return make_config("fallback", state_dir)
+def fallback_config(state_dir: Path, uid_base: int) -> RunnerConfig:
+    return make_config("fallback", state_dir, uid_base)
 
 
 def processes_of_uids(uids: range) -> list[int]:

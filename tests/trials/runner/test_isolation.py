@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from trials.runner import RunnerConfig, run_python
 
-from .conftest import AS_ROOT, PROJECT_DIR, wait_for
+from .conftest import AS_ROOT, PROJECT_DIR, processes_of_uids, wait_for
 
 TRIO_NURSERY = """
 import trio
@@ -283,6 +286,20 @@ print(os.getcwd())
     assert not os.path.exists(result.stdout.strip()) or config.mode == "bwrap"
 
 
+def test_run_directories_left_by_a_crashed_server_are_removed(config: RunnerConfig) -> None:
+    stale = Path(config.state_dir) / "run-left-by-a-crash"
+    (stale / "work").mkdir(parents=True)
+    (stale / "work" / "main.py").write_text("print('old')\n")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    recent = Path(config.state_dir) / "run-still-running"
+    recent.mkdir()
+    result = run_python({"main.py": "pass\n"}, "main.py", config=config)
+    assert result.ok, result.stderr
+    assert os.listdir(config.state_dir) == ["run-still-running"]
+    recent.rmdir()
+
+
 def test_two_participants_cannot_see_each_others_files(config: RunnerConfig) -> None:
     writer = """
 import os, sys, tempfile, time
@@ -292,45 +309,38 @@ with open(os.path.join(tempfile.gettempdir(), "scratch-of-a.txt"), "w") as handl
     handle.write("secret of participant a")
 time.sleep(float(sys.argv[1]))
 """
-    results = {}
+    # As root the test ends run a early by killing its uid; otherwise it just sleeps less.
+    seconds = "30" if AS_ROOT else "4"
     thread = threading.Thread(
-        target=lambda: results.setdefault(
-            "a", run_python({"main.py": writer}, "main.py", argv=["30"], config=config)
-        )
+        target=run_python,
+        args=({"main.py": writer}, "main.py"),
+        kwargs={"argv": [seconds], "config": config},
     )
     thread.start()
-    # Where participant a's files are, as the server (root) sees them.
-    if config.mode == "bwrap":
-        pattern = "/proc/[0-9]*/root/sandbox/answer-of-a.py"
-    else:
-        pattern = f"{config.state_dir}/*/work/answer-of-a.py"
-    import glob
-
-    assert wait_for(lambda: bool(glob.glob(pattern)), timeout=20)
-    host_path = Path(glob.glob(pattern)[0])
-    guesses = [
-        "answer-of-a.py",
-        "/sandbox/answer-of-a.py",
-        "/tmp/scratch-of-a.txt",
-        str(host_path),
-        str(host_path.parent.parent / "tmp" / "scratch-of-a.txt"),
-        config.state_dir,
-    ]
     try:
+        # Where participant a's file is, as the server sees it.
+        if config.mode == "bwrap":
+            pattern = "/proc/[0-9]*/root/sandbox/answer-of-a.py"
+        else:
+            pattern = f"{config.state_dir}/*/work/answer-of-a.py"
+        assert wait_for(lambda: bool(glob.glob(pattern)), timeout=20), "run a never started"
+        host_path = Path(glob.glob(pattern)[0])
+        guesses = [
+            "answer-of-a.py",
+            "/sandbox/answer-of-a.py",
+            "/tmp/scratch-of-a.txt",
+            str(host_path),
+            str(host_path.parent.parent / "tmp" / "scratch-of-a.txt"),
+            config.state_dir,
+        ]
         reader = run_python({"main.py": READ_PROJECT}, "main.py", argv=guesses, config=config)
     finally:
-        for pid in _pids_of_run_a(config):
-            os.kill(pid, 9)
+        if AS_ROOT:
+            uids = range(config.uid_base, config.uid_base + config.max_concurrent)
+            for pid in processes_of_uids(uids):
+                os.kill(pid, signal.SIGKILL)
         thread.join()
     assert reader.ok, reader.stderr
-    found = json.loads(reader.stdout)
     assert "secret" not in reader.stdout
+    found = json.loads(reader.stdout)
     assert set(found.values()) <= {"FileNotFoundError", "PermissionError"}, found
-
-
-def _pids_of_run_a(config: RunnerConfig) -> list[int]:
-    from .conftest import processes_of_uids
-
-    if AS_ROOT:
-        return processes_of_uids(range(config.uid_base, config.uid_base + config.max_concurrent))
-    return []
