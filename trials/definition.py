@@ -388,6 +388,7 @@ STAGE_FIELDS = (
     "tasks",
     "quiz",
     "questions",
+    "double_grading",
 )
 RANDOMIZATION_FIELDS = ("scheme", "block_sizes", "strata", "factors", "imbalance", "p_preferred")
 
@@ -754,6 +755,14 @@ class _Loader:
         elif quiz:
             self.quiz(check, path + ("quiz",), quiz)
             stage["quiz"] = quiz
+        share = check.get(item, path, "double_grading", float)
+        if share is not None:
+            if stype != "quiz":
+                check.error(path + ("double_grading",), "only a quiz stage is double graded")
+            elif not 0 <= share <= 1:
+                check.error(path + ("double_grading",), "must be a share between 0 and 1")
+            else:
+                stage["double_grading"] = float(share)
         questions = check.table_list(item, path, "questions")
         if questions and stype != "survey":
             check.error(path + ("questions",), f"a {stype} stage does not take 'questions'")
@@ -822,24 +831,14 @@ class _Loader:
                 task_check.error((key,), f"file {rel!r} not found in task folder {folder!r}")
 
     def quiz(self, check: _Checker, path: Path_, rel: str) -> None:
+        # quizzes.quizfile builds on this module, so it is imported here, not at the top.
+        from quizzes.quizfile import load_quiz
+
         source = self.read_text(rel, check, path)
         if source is None:
             return
-        try:
-            raw = tomllib.loads(source)
-        except tomllib.TOMLDecodeError as exc:
-            self.problems.append(_toml_problem(rel, exc))
-            return
-        quiz_check = _Checker(rel, source, self.problems)
-        questions = quiz_check.table_list(raw, (), "questions")
-        if not questions:
-            quiz_check.error(("questions",), "a quiz needs at least one [[questions]] table")
-        keys = []
-        for i, question in enumerate(questions):
-            key = quiz_check.get(question, ("questions", i), "key", str, required=True, default="")
-            quiz_check.get(question, ("questions", i), "text", str, required=True)
-            keys.append((("questions", i, "key"), key))
-        _unique(quiz_check, keys, "question key")
+        _, problems = load_quiz(source, rel)
+        self.problems.extend(problems)
 
     def analysis(
         self, check: _Checker, raw: dict[str, Any], arms: list[dict[str, Any]]

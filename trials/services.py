@@ -7,13 +7,12 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
-import tomllib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
 from trials import randomization
@@ -292,15 +291,21 @@ def _advance(
     changed = Participant.objects.filter(pk=participant.pk, current_stage=stage).update(**updates)
     if changed != 1:
         raise StageConflict("this step has already been completed")
-    record_updates: dict[str, Any] = {"ended_at": now, "end_reason": reason}
-    if answers is not None:
-        record_updates["answers"] = answers
-    elif reason == StageRecord.EndReason.TIMED_OUT:
+    record = StageRecord.objects.filter(
+        participant=participant, stage=stage, ended_at__isnull=True
+    ).first()
+    if answers is None and reason == StageRecord.EndReason.TIMED_OUT and record is not None:
         # Time ran out: the last autosaved answers are what count.
-        record_updates["answers"] = F("draft")
-    StageRecord.objects.filter(participant=participant, stage=stage, ended_at__isnull=True).update(
-        **record_updates
-    )
+        answers = dict(record.draft)
+    if record is not None:
+        record.ended_at, record.end_reason = now, reason
+        if answers is not None:
+            record.answers = answers
+        record.save(update_fields=["ended_at", "end_reason", "answers"])
+    if stage.type == Stage.Type.QUIZ:
+        from quizzes.services import quiz_record_responses  # quizzes builds on trials
+
+        quiz_record_responses(participant=participant, stage=stage, answers=answers or {})
     event_log(
         participant, "stage_left", stage=stage, payload={"stage": stage.key, "reason": reason}
     )
@@ -422,7 +427,8 @@ def answers_save_draft(
     stage = participant.current_stage
     if stage is None or stage.key != stage_key:
         raise StageConflict("this step is not the current one")
-    keys = {q["key"] for q in stage_questions(participant.trial, stage)}
+    questions = stage_questions(participant, stage)
+    keys = {q["key"] for q in questions} | {f"{q['key']}__idk" for q in questions}
     if not keys:
         raise TrialError(f"stage '{stage_key}' has no questions to save")
     draft = {key: value for key, value in answers.items() if key in keys and _draft_value_ok(value)}
@@ -441,35 +447,18 @@ def _draft_value_ok(value: Any) -> bool:
     return False
 
 
-def stage_questions(trial: Trial, stage: Stage) -> list[dict[str, Any]]:
-    """The questions a stage shows, as a participant may see them (no keys, no rubrics)."""
+def stage_questions(participant: Participant, stage: Stage) -> list[dict[str, Any]]:
+    """The questions a stage shows, as this participant sees them (for a quiz: in their
+    recorded order, and without keys, rubrics or tests)."""
     if stage.type == Stage.Type.SCREENING:
-        return list(trial.definition["baseline"])
+        return list(participant.trial.definition["baseline"])
     if stage.type == Stage.Type.SURVEY:
         return list(stage.config.get("questions", []))
     if stage.type == Stage.Type.QUIZ:
-        return quiz_questions_for_participant(trial.files[stage.config["quiz"]])
+        from quizzes.services import participant_quiz_questions  # quizzes builds on trials
+
+        return participant_quiz_questions(participant=participant, stage=stage)
     return []
-
-
-PARTICIPANT_QUESTION_FIELDS = ("key", "text", "type", "choices", "required")
-
-
-def quiz_questions_for_participant(source: str) -> list[dict[str, Any]]:
-    """The quiz as a participant may see it: no answer keys, no rubrics, no points logic."""
-    raw = tomllib.loads(source)
-    questions = []
-    for item in raw.get("questions", []):
-        question = {k: item[k] for k in PARTICIPANT_QUESTION_FIELDS if k in item}
-        if question.get("type") not in ("single_choice", "multi_choice", "number", "long_text"):
-            question["type"] = "short_text"
-        question.setdefault("required", False)
-        if "choices" in question:
-            question["choices"] = [
-                c if isinstance(c, dict) else {"value": c, "label": c} for c in question["choices"]
-            ]
-        questions.append(question)
-    return questions
 
 
 def participant_complete_stage(

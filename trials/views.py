@@ -174,7 +174,7 @@ def _questions(
     request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
 ) -> HttpResponse:
     """Screening, survey and quiz pages: a form of the stage's questions, autosaved."""
-    questions = services.stage_questions(trial, stage)
+    questions = services.stage_questions(participant, stage)
     form = QuestionForm(questions, request.POST or None, initial=_draft(participant, stage))
     if request.method == "POST" and form.is_valid():
         if stage.type == Stage.Type.SCREENING:
