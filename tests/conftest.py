@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from tests.fakes.llm_server import llm_server  # noqa: F401 - a fixture for every test
 from trials.definition import TrialDefinition, load_trial_dir
 from trials.models import Participant, Trial
 from trials.services import trial_import, trial_launch

@@ -370,6 +370,7 @@ TOP_FIELDS = (
     "version",
     "description",
     "completion_redirect_url",
+    "assistant_spend_cap_usd",
     "randomization",
     "arms",
     "baseline",
@@ -377,7 +378,9 @@ TOP_FIELDS = (
     "stages",
     "analysis",
 )
-ARM_FIELDS = ("key", "label", "weight", "tools", "assistant")
+ARM_FIELDS = ("key", "label", "weight", "tools", "assistant", "budget")
+DEFAULT_MESSAGE_BUDGET = 60
+DEFAULT_TOKEN_BUDGET = 200_000
 STAGE_FIELDS = (
     "key",
     "type",
@@ -481,6 +484,11 @@ class _Loader:
             if not redirect.startswith(("https://", "http://")):
                 check.error(("completion_redirect_url",), "must be an http(s) URL")
             data["completion_redirect_url"] = redirect
+        cap = check.get(raw, (), "assistant_spend_cap_usd", float)
+        if cap is not None:
+            if cap <= 0:
+                check.error(("assistant_spend_cap_usd",), "must be a positive amount")
+            data["assistant_spend_cap_usd"] = float(cap)
         data["arms"] = self.arms(check, raw)
         data["baseline"] = self.baseline(check, raw)
         data["eligibility"] = self.eligibility(check, raw, data["baseline"])
@@ -518,16 +526,46 @@ class _Loader:
                 "tools": sorted({t for t in tools if isinstance(t, str)}),
             }
             assistant = check.get(item, path, "assistant", dict)
-            if assistant is not None:
-                if "assistant" not in arm["tools"]:
-                    check.error(
-                        path + ("assistant",),
-                        "assistant settings given but 'assistant' is not in this arm's tools",
-                    )
-                arm["assistant"] = assistant
+            if assistant is not None and "assistant" not in arm["tools"]:
+                check.error(
+                    path + ("assistant",),
+                    "assistant settings given but 'assistant' is not in this arm's tools",
+                )
+            if "assistant" in arm["tools"]:
+                arm["assistant"] = self.assistant(check, path + ("assistant",), assistant or {})
+                arm["budget"] = self.budget(check, path, item)
+            elif "budget" in item:
+                check.error(
+                    path + ("budget",), "a budget only applies to an arm with the assistant"
+                )
             arms.append(arm)
         _unique(check, [(("arms", i, "key"), a["key"]) for i, a in enumerate(arms)], "arm key")
         return arms
+
+    def assistant(self, check: _Checker, path: Path_, table: dict[str, Any]) -> dict[str, Any]:
+        """The arm's assistant settings, validated and with every default filled in, so the
+        protocol hash says exactly what the treatment was."""
+        from trials.assistant.settings import AssistantSettings, validate_table
+
+        problems = validate_table(table)
+        for problem in problems:
+            check.error(path + tuple(problem.path), problem.message)
+        if problems:
+            return dict(table)
+        return AssistantSettings.from_table(table).to_table()
+
+    def budget(self, check: _Checker, path: Path_, item: dict[str, Any]) -> dict[str, Any]:
+        table = check.get(item, path, "budget", dict, default={})
+        bpath = path + ("budget",)
+        check.unknown_keys(table, bpath, ("messages", "tokens"))
+        budget = {
+            "messages": check.get(table, bpath, "messages", int, default=DEFAULT_MESSAGE_BUDGET),
+            "tokens": check.get(table, bpath, "tokens", int, default=DEFAULT_TOKEN_BUDGET),
+        }
+        for key, value in budget.items():
+            if value <= 0:
+                check.error(bpath + (key,), "must be a positive whole number")
+        return budget
 
     def baseline(self, check: _Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
         questions = [
@@ -829,6 +867,13 @@ class _Loader:
             rel = task_check.get(raw, (), key, str, required=key in ("instructions", "starter"))
             if rel and f"{folder.rstrip('/')}/{rel}" not in self.files:
                 task_check.error((key,), f"file {rel!r} not found in task folder {folder!r}")
+        material = f"{folder.rstrip('/')}/assistant.toml"
+        if material in self.files:
+            from trials.assistant.scripted import material_problems
+
+            material_check = _Checker(material, self.files[material], self.problems)
+            for problem in material_problems(self.files[material]):
+                material_check.error(tuple(problem.path), problem.message)
 
     def quiz(self, check: _Checker, path: Path_, rel: str) -> None:
         # quizzes.quizfile builds on this module, so it is imported here, not at the top.

@@ -134,6 +134,11 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> tup
     for e in events:
         if e.client_id in seen or e.client_id in fresh:
             continue
+        payload = e.payload
+        if e.type == "paste":
+            from trials.chat import link_paste  # chat builds on events
+
+            payload = link_paste(participant, payload)
         fresh[e.client_id] = Event(
             participant=participant,
             stage=stages.get(e.stage_key or ""),
@@ -142,7 +147,7 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> tup
             client_seq=e.seq,
             client_time=e.client_time,
             origin="client",
-            payload=e.payload,
+            payload=payload,
         )
     # ignore_conflicts: a concurrent retry of the same batch may have stored some meanwhile.
     Event.objects.bulk_create(fresh.values(), ignore_conflicts=True)

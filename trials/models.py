@@ -383,3 +383,46 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.participant_id}:{self.type}"
+
+
+class AssistantTurn(models.Model):
+    """One exchange with the assistant: the question, the full context actually sent, the
+    reply as streamed, and what it cost. Also logged as events for replay and exports."""
+
+    class Status(models.TextChoices):
+        STREAMING = "streaming"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        STOPPED = "stopped", "Stopped by the participant"
+
+    participant = models.ForeignKey(
+        Participant, on_delete=models.CASCADE, related_name="assistant_turns"
+    )
+    stage = models.ForeignKey(Stage, on_delete=models.PROTECT, related_name="+")
+    task = models.CharField(max_length=200)
+    question = models.TextField()
+    reply = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STREAMING)
+    provider = models.CharField(max_length=20)
+    model = models.CharField(max_length=200)
+    context = models.JSONField(default=dict, help_text="system prompt and messages sent")
+    code_sha256 = models.CharField(max_length=64, blank=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    usage_estimated = models.BooleanField(default=False)
+    cost_usd = models.FloatField(default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    first_text_ms = models.PositiveIntegerField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    stop_reason = models.CharField(max_length=40, blank=True)
+    error_kind = models.CharField(max_length=20, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["participant", "created_at", "id"]
+        indexes = [models.Index(fields=["participant", "task", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.participant_id}:{self.task}:{self.pk}"

@@ -5,22 +5,23 @@ is decided here from the database, every time. Malformed input gets a 400 naming
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from trials import coding, events, services
+from trials import chat, coding, events, services
 from trials.models import Participant, Trial
 from trials.selectors import live_trial
 from trials.services import StageConflict, TrialError
 from trials.views import participant_from_cookie
 
-Handler = Callable[[HttpRequest, Trial, Participant, dict[str, Any]], HttpResponse]
+Handler = Callable[[HttpRequest, Trial, Participant, dict[str, Any]], HttpResponseBase]
 
 
 class BadRequest(Exception):
@@ -48,10 +49,10 @@ def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True
     return value
 
 
-def participant_endpoint(view: Handler) -> Callable[..., HttpResponse]:
+def participant_endpoint(view: Handler) -> Callable[..., HttpResponseBase]:
     @require_POST
     @wraps(view)
-    def wrapped(request: HttpRequest, slug: str) -> HttpResponse:
+    def wrapped(request: HttpRequest, slug: str) -> HttpResponseBase:
         trial = live_trial(slug)
         if trial is None:
             return JsonResponse(
@@ -179,3 +180,34 @@ def answers(
         answers=_field(body, "answers", dict),
     )
     return JsonResponse({"saved": True})
+
+
+def _sse(messages: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    for message in messages:
+        yield f"data: {json.dumps(message)}\n\n".encode()
+
+
+@participant_endpoint
+def ask_assistant(
+    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+) -> HttpResponseBase:
+    """Stream the assistant's reply as server-sent events. Refused (and logged) unless the
+    participant's arm has the assistant and the current stage allows it."""
+    code = body.get("code", "")
+    try:
+        exchange = chat.assistant_begin(
+            participant=participant,
+            stage_key=_field(body, "stage", str),
+            task_folder=_field(body, "task", str),
+            question=_field(body, "message", str),
+            code=code if isinstance(code, str) else "",
+        )
+    except chat.AssistantRefused as exc:
+        return JsonResponse({"error": exc.reason, "message": str(exc)}, status=exc.status)
+    response = StreamingHttpResponse(
+        _sse(chat.assistant_stream(participant=participant, exchange=exchange)),
+        content_type="text/event-stream",
+    )
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

@@ -13,4 +13,5 @@ urlpatterns = [
     path("<slug:slug>/api/check/", participant_api.check, name="api_check"),
     path("<slug:slug>/api/events/", participant_api.record_events, name="api_events"),
     path("<slug:slug>/api/answers/", participant_api.answers, name="api_answers"),
+    path("<slug:slug>/api/assistant/", participant_api.ask_assistant, name="api_assistant"),
 ]

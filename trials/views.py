@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from trials import coding, services
+from trials import chat, coding, services
 from trials.forms import ConsentForm, QuestionForm
 from trials.models import Participant, Stage, StageRecord, TaskState, Trial
 from trials.rendering import render_markdown
@@ -258,14 +258,22 @@ def _task(
         if participant.stage_deadline
         else None
     )
-    page_state = {
+    tools = sorted(participant_tools(participant))
+    page_state: dict[str, Any] = {
         "stage": stage.key,
         "tasks": views,
         "api": api,
         "remaining_seconds": remaining,
-        "tools": sorted(participant_tools(participant)),
+        "tools": tools,
         "participant_ref": participant.public_code,
     }
+    if "assistant" in tools:
+        # Only the assistant arm, only in stages that allow it, gets the chat's endpoint
+        # and conversation; the other arm's page carries nothing of it.
+        page_state["assistant"] = {
+            "url": reverse("trials:api_assistant", args=[trial.slug]),
+            "history": {task.folder: chat.history(participant, task.folder) for task in tasks},
+        }
     return _page(
         request,
         "trials/task.html",

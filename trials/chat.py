@@ -1,0 +1,302 @@
+"""Writes for the assistant arm: who may ask (arm and stage, from the database), budgets and
+the trial's spend cap, the exchange itself (streamed), and its complete record.
+
+The provider call streams for seconds; no transaction or lock is held meanwhile. Every
+exchange is an AssistantTurn row plus ``assistant_request`` and ``assistant_response`` /
+``assistant_error`` events carrying the exact context sent, tokens, latency and cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Sum
+from django.utils import timezone
+
+from trials import assistant as llm
+from trials.assistant.base import estimate_input_tokens
+from trials.coding import MAX_CODE_CHARS, coding_task
+from trials.events import event_log
+from trials.models import Allocation, AssistantTurn, Participant, Stage, Trial
+from trials.selectors import participant_tools
+from trials.services import TrialError
+from trials.tasks import Task
+
+logger = logging.getLogger("skilltrial.assistant")
+
+MAX_QUESTION_CHARS = 4_000
+CALM_FAILURE = (
+    "The assistant is not available right now. Please try again in a moment, or carry on "
+    "without it — your work is saved."
+)
+CODE_BLOCK_RE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.DOTALL)
+
+
+class AssistantRefused(TrialError):
+    """The participant may not use the assistant now; ``reason`` is logged, the message shown."""
+
+    def __init__(self, reason: str, message: str, status: int = 403) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Exchange:
+    turn: AssistantTurn
+    settings: llm.AssistantSettings
+    system: str
+    messages: list[llm.ChatMessage]
+    task: Task
+
+
+def _arm_definition(participant: Participant) -> dict[str, Any]:
+    allocation = Allocation.objects.select_related("arm").get(participant=participant)
+    for arm in participant.trial.definition["arms"]:
+        if arm["key"] == allocation.arm.key:
+            return dict(arm)
+    raise AssistantRefused("no_arm", "The assistant is not part of this study for you.")
+
+
+def trial_spend(trial: Trial) -> float:
+    total = AssistantTurn.objects.filter(participant__trial=trial).aggregate(s=Sum("cost_usd"))["s"]
+    return float(total or 0.0)
+
+
+def _refuse(
+    participant: Participant, stage: Stage | None, reason: str, message: str, status: int = 403
+) -> AssistantRefused:
+    event_log(participant, "assistant_refused", stage=stage, payload={"reason": reason})
+    logger.info("assistant refused for %s: %s", participant.public_code, reason)
+    return AssistantRefused(reason, message, status)
+
+
+def history(participant: Participant, task: str) -> list[dict[str, str]]:
+    """Earlier finished exchanges on this task, oldest first (what the chat panel shows)."""
+    turns = AssistantTurn.objects.filter(participant=participant, task=task).exclude(
+        status=AssistantTurn.Status.STREAMING
+    )
+    out: list[dict[str, str]] = []
+    for turn in turns.order_by("created_at", "id"):
+        out.append({"role": "user", "content": turn.question})
+        if turn.reply:
+            out.append({"role": "assistant", "content": turn.reply})
+    return out
+
+
+def assistant_begin(
+    *, participant: Participant, stage_key: str, task_folder: str, question: str, code: str
+) -> Exchange:
+    """Check that this participant may ask now (arm and stage on the server, budgets, the
+    trial's spend cap), build the exact context and record the request."""
+    try:
+        stage, task = coding_task(
+            participant=participant, stage_key=stage_key, task_folder=task_folder
+        )
+    except TrialError:
+        raise
+    if "assistant" not in participant_tools(participant):
+        raise _refuse(
+            participant,
+            stage,
+            "not_allowed",
+            "The assistant is not available in this part of the study.",
+        )
+    question = question.strip()
+    if not question:
+        raise AssistantRefused("empty", "Please type a question first.", 400)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise AssistantRefused(
+            "too_long", f"Please keep a message under {MAX_QUESTION_CHARS} characters.", 400
+        )
+    arm = _arm_definition(participant)
+    settings = llm.AssistantSettings.from_table(arm.get("assistant", {}))
+    budget = arm.get("budget", {})
+    used = AssistantTurn.objects.filter(participant=participant)
+    if used.count() >= budget.get("messages", 10**9):
+        raise _refuse(
+            participant,
+            stage,
+            "message_budget",
+            "You have used all the messages available to you in this study.",
+            429,
+        )
+    tokens = used.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+    if (tokens["i"] or 0) + (tokens["o"] or 0) >= budget.get("tokens", 10**12):
+        raise _refuse(
+            participant,
+            stage,
+            "token_budget",
+            "You have used all the assistant time available to you in this study.",
+            429,
+        )
+    cap = participant.trial.definition.get("assistant_spend_cap_usd")
+    if cap is not None and trial_spend(participant.trial) >= cap:
+        raise _refuse(participant, stage, "spend_cap", CALM_FAILURE, 503)
+    code = code[:MAX_CODE_CHARS].replace("\x00", "")
+    system, messages = llm.build_messages(
+        settings,
+        task_title=task.title,
+        task_instructions=task.instructions,
+        code=code,
+        history=history(participant, task.folder),
+        question=question,
+    )
+    context = {
+        "system": system,
+        "messages": [dict(m) for m in messages],
+    }
+    turn = AssistantTurn.objects.create(
+        participant=participant,
+        stage=stage,
+        task=task.folder,
+        question=question,
+        provider=settings.provider,
+        model=settings.model,
+        context=context,
+        code_sha256=hashlib.sha256(code.encode()).hexdigest(),
+    )
+    event_log(
+        participant,
+        "assistant_request",
+        stage=stage,
+        payload={
+            "task": task.folder,
+            "turn": turn.pk,
+            "question": question,
+            "provider": settings.provider,
+            "model": settings.model,
+            "context": context,
+            "code_sha256": turn.code_sha256,
+        },
+    )
+    return Exchange(turn=turn, settings=settings, system=system, messages=messages, task=task)
+
+
+def _provider(exchange: Exchange, participant: Participant) -> llm.Provider:
+    from django.conf import settings as django_settings
+
+    material = llm.load_material(participant.trial.files, exchange.task.folder)
+    return llm.provider_for(
+        exchange.settings,
+        material=material,
+        scripted_chunk_delay=getattr(django_settings, "SCRIPTED_ASSISTANT_CHUNK_DELAY", 0.0),
+    )
+
+
+def assistant_stream(*, participant: Participant, exchange: Exchange) -> Iterator[dict[str, Any]]:
+    """Stream the reply as messages for the browser ({"type": "delta" | "done" | "error"}),
+    and record the outcome whatever happens — also when the participant presses Stop (the
+    browser closes the connection and this generator is closed)."""
+    turn = exchange.turn
+    parts: list[str] = []
+    outcome: dict[str, Any] = {"status": AssistantTurn.Status.STOPPED}
+    try:
+        yield {"type": "start", "turn": turn.pk}
+        for event in _provider(exchange, participant).stream(
+            exchange.system, exchange.messages, exchange.settings
+        ):
+            if isinstance(event, llm.TextDelta):
+                parts.append(event.text)
+                yield {"type": "delta", "text": event.text}
+            elif isinstance(event, llm.Finished):
+                outcome = {
+                    "status": AssistantTurn.Status.COMPLETED,
+                    "input_tokens": event.input_tokens,
+                    "output_tokens": event.output_tokens,
+                    "usage_estimated": event.usage_estimated,
+                    "latency_ms": event.latency_ms,
+                    "first_text_ms": event.first_text_ms,
+                    "attempts": event.attempts,
+                    "stop_reason": event.stop_reason,
+                    "model": event.model or exchange.settings.model,
+                    "cost_usd": llm.estimate_cost(
+                        exchange.settings, event.input_tokens, event.output_tokens
+                    ),
+                }
+                yield {"type": "done", "turn": turn.pk, "stop_reason": event.stop_reason}
+            elif isinstance(event, llm.Failed):
+                input_tokens = (
+                    estimate_input_tokens(exchange.system, exchange.messages) if parts else 0
+                )
+                outcome = {
+                    "status": AssistantTurn.Status.FAILED,
+                    "error_kind": event.kind,
+                    "error_message": event.message[:500],
+                    "latency_ms": event.latency_ms,
+                    "attempts": event.attempts,
+                    "input_tokens": input_tokens,
+                }
+                logger.warning(
+                    "assistant failed for turn %s: %s (%s)", turn.pk, event.kind, event.message
+                )
+                yield {"type": "error", "turn": turn.pk, "message": CALM_FAILURE}
+    finally:
+        _finish(participant, exchange, "".join(parts), outcome)
+
+
+def _finish(
+    participant: Participant, exchange: Exchange, reply: str, outcome: dict[str, Any]
+) -> None:
+    turn = exchange.turn
+    fields = {"reply": reply, "finished_at": timezone.now(), **outcome}
+    AssistantTurn.objects.filter(pk=turn.pk).update(**fields)
+    status = outcome["status"]
+    event_type = (
+        "assistant_error" if status == AssistantTurn.Status.FAILED else "assistant_response"
+    )
+    payload = {
+        "task": turn.task,
+        "turn": turn.pk,
+        "status": str(status),
+        "reply": reply,
+        "code_blocks": [
+            hashlib.sha256(b.encode()).hexdigest() for b in CODE_BLOCK_RE.findall(reply)
+        ],
+        **{k: v for k, v in outcome.items() if k != "status"},
+    }
+    event_log(participant, event_type, stage=turn.stage, payload=payload)
+
+
+def assistant_usage(participant: Participant) -> dict[str, Any]:
+    used = AssistantTurn.objects.filter(participant=participant).aggregate(
+        i=Sum("input_tokens"), o=Sum("output_tokens")
+    )
+    return {
+        "messages": AssistantTurn.objects.filter(participant=participant).count(),
+        "tokens": (used["i"] or 0) + (used["o"] or 0),
+    }
+
+
+def link_paste(participant: Participant, payload: dict[str, Any]) -> dict[str, Any]:
+    """Mark a paste whose text is exactly a code block or a copy taken from an assistant
+    reply of this participant (matched by SHA-256), so pastes and the chat are linked."""
+    digest = payload.get("sha256")
+    if not isinstance(digest, str):
+        return payload
+    for turn in (
+        AssistantTurn.objects.filter(participant=participant).exclude(reply="").only("pk", "reply")
+    ):
+        texts = [turn.reply, *CODE_BLOCK_RE.findall(turn.reply)]
+        if any(hashlib.sha256(t.encode()).hexdigest() == digest for t in texts):
+            return payload | {"from_assistant": True, "assistant_turn": turn.pk}
+    from trials.models import Event
+
+    copied = (
+        Event.objects.filter(
+            participant=participant,
+            type="copy",
+            payload__sha256=digest,
+            payload__source="assistant",
+        )
+        .order_by("-server_time")
+        .first()
+    )
+    if copied is not None:
+        return payload | {"from_assistant": True, "assistant_turn": copied.payload.get("turn")}
+    return payload
