@@ -11,8 +11,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from trials import runner
-from trials.models import CodeRun, Participant, Trial
+from trials import chat, runner
+from trials.models import AssistantTurn, CodeRun, Event, Participant, Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 from trials.selectors import participant_replay, trial_overview, trial_participants
 
@@ -38,6 +38,17 @@ def staff_role_required(view: View) -> View:
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _assistant_summary(trial: Trial) -> dict[str, Any]:
+    turns = AssistantTurn.objects.filter(participant__trial=trial)
+    return {
+        "turns": turns.count(),
+        "failed": turns.filter(status=AssistantTurn.Status.FAILED).count(),
+        "spend": chat.trial_spend(trial),
+        "cap": trial.definition.get("assistant_spend_cap_usd"),
+        "refused": Event.objects.filter(participant__trial=trial, type="assistant_refused").count(),
+    }
 
 
 @staff_role_required
@@ -70,6 +81,7 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
             "peak": peak,
             "arm_stratum_table": table,
             "sandbox": _sandbox(),
+            "assistant": _assistant_summary(trial),
         },
     )
 
