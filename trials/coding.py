@@ -111,7 +111,14 @@ def code_save(
         if base_version is not None and base_version != state.latest_version:
             if current is not None and current.code == code:
                 return current  # the other tab saved exactly this
-            raise SaveConflict(state, current.code if current else task.starter)
+            base = CodeSnapshot.objects.filter(
+                participant=participant, task=task.folder, version=base_version
+            ).first()
+            base_code = base.code if base else task.starter
+            # Only a change made elsewhere is a conflict: a newer version with the same code
+            # as this tab's base (stored by this tab's own Run or Check) is not.
+            if current is None or current.code != base_code:
+                raise SaveConflict(state, current.code if current else task.starter)
         if current is not None and current.code == code:
             return current
         version = state.latest_version + 1

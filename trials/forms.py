@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 
 from trials.definition import question_choices
-from trials.rendering import render_markdown
+from trials.rendering import render_inline_markdown, render_markdown
 
 TEXT_LIMITS = {"short_text": 500, "long_text": 10_000}
 
@@ -19,7 +19,10 @@ def question_field(question: dict[str, Any]) -> forms.Field:
         "required": question.get("required", True),
         "help_text": question.get("help", ""),
     }
-    choices = [(c["value"], c["label"]) for c in question_choices(question)]
+    choices: list[tuple[str, str]] = [
+        (c["value"], render_inline_markdown(c["label"]) if "idk" in question else c["label"])
+        for c in question_choices(question)
+    ]
     if qtype == "multi_choice":
         return forms.MultipleChoiceField(
             choices=choices, widget=forms.CheckboxSelectMultiple, **common

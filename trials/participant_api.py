@@ -134,6 +134,7 @@ def _run(kind: str) -> Handler:
             "exit_code": run.exit_code,
             "duration_ms": run.duration_ms,
             "timed_out": run.status == "timeout",
+            "version": run.snapshot_version,
         }
         if kind == "run":
             data.update(stdout=run.stdout, stderr=run.stderr, truncated=run.output_truncated)

@@ -6,7 +6,9 @@ their time is up all come from the database on every request.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -103,7 +105,12 @@ def stage(request: HttpRequest, slug: str, stage_key: str) -> HttpResponse:
     participant = participant_from_cookie(request, trial)
     if participant is None:
         return redirect("trials:entry", slug=slug)
-    participant = services.participant_sync_clock(participant=participant)
+    # A page load after the deadline shows the next stage at once (no grace: the page only
+    # reloads after its time is up, its last saves have already been sent).
+    participant = services.participant_sync_clock(
+        participant=participant,
+        grace=timedelta(0) if request.method != "POST" else services.DEADLINE_GRACE,
+    )
     current = participant.current_stage
     if current is None or current.key != stage_key:
         # A later stage's URL, a replayed form or a second tab: go where the server says.
@@ -128,7 +135,7 @@ def _page(
     stages = list(trial.stages.order_by("order"))
     remaining = None
     if participant.stage_deadline is not None:
-        remaining = max(0, int((participant.stage_deadline - timezone.now()).total_seconds()))
+        remaining = max(0, math.ceil((participant.stage_deadline - timezone.now()).total_seconds()))
     base = {
         "trial": trial,
         "participant": participant,
@@ -254,7 +261,7 @@ def _task(
     }
     api["submit"] = request.path
     remaining = (
-        max(0, int((participant.stage_deadline - timezone.now()).total_seconds()))
+        max(0, math.ceil((participant.stage_deadline - timezone.now()).total_seconds()))
         if participant.stage_deadline
         else None
     )

@@ -214,6 +214,7 @@ export class TaskSaver {
     return this.state;
   }
 
+  /** Code sent to the server outside the autosave (Run and Check store it as a version). */
   remember(code) {
     if (!this.unconfirmed.includes(code)) this.unconfirmed.push(code);
     if (this.unconfirmed.length > 8) this.unconfirmed.shift();
@@ -223,9 +224,15 @@ export class TaskSaver {
     const serverCode = typeof data.code === "string" ? normalizeNewlines(data.code) : null;
     const serverVersion = Number.isInteger(data.version) ? data.version : null;
     if (serverCode !== null && serverVersion !== null) {
-      if (serverCode === this.getCode() || this.unconfirmed.includes(serverCode)) {
-        // The newer version is this tab's own (a beacon or a save whose answer was lost), or
-        // holds exactly what the editor shows: adopting it overwrites nobody's work.
+      if (
+        serverCode === this.getCode() ||
+        serverCode === this.savedCode ||
+        this.unconfirmed.includes(serverCode)
+      ) {
+        // The newer version is this tab's own (a beacon, a Run or Check, which the server
+        // stores as a version, or a save whose answer was lost), holds exactly what the editor
+        // shows, or holds exactly the code this tab's edits started from (a Run of unchanged
+        // code stores it again): adopting it overwrites nobody's work.
         this.version = serverVersion;
         this.savedCode = serverCode;
         this.unconfirmed = [];

@@ -15,6 +15,9 @@ import { renderChecks, renderMessage, renderRun, showSaveState } from "./ui.js";
 
 const RUN_TIMEOUT_MS = 90000; // the server queues runs when busy; it answers well before this
 const PREVIEW_CHARS = 200;
+// The server accepts requests until 5 s after a deadline (saves already on their way) and
+// closes the stage only then; a reload before that shows the same stage again, at 0:00.
+const SERVER_GRACE_MS = 6000;
 
 function start() {
   const stateNode = document.getElementById("page-state");
@@ -65,6 +68,7 @@ function start() {
     const serverCode = normalizeNewlines(typeof info.code === "string" ? info.code : textarea.value);
     const version = Number.isInteger(info.version) ? info.version : 0;
     const key = draftKey(prefix, stage, folder);
+    dropRepeatedTitle($("[data-region=instructions]"), info.title);
     const restored = draftToRestore(readJSON(storage, key), { version, code: serverCode });
 
     const task = {
@@ -166,6 +170,16 @@ function start() {
     return task;
   }
 
+  /** The card's heading names the task; instruction files usually open with the same title,
+   *  which would then be shown twice, one under the other. */
+  function dropRepeatedTitle(instructions, title) {
+    const first = instructions ? instructions.firstElementChild : null;
+    const norm = (text) => String(text ?? "").replace(/\s+/g, " ").trim().toLowerCase();
+    if (first && /^H[1-6]$/.test(first.tagName) && norm(first.textContent) === norm(title)) {
+      first.remove();
+    }
+  }
+
   function setBusy(task, busy, status) {
     task.busy = busy;
     task.runButton.disabled = busy;
@@ -189,13 +203,26 @@ function start() {
     return false;
   }
 
+  /** The server stores the code of every Run and Check as a version of its own. Saving first
+   *  (when there is anything to save) keeps this tab's autosave on the latest version, so its
+   *  next save is not taken for another tab's; the sent code is remembered in case the save
+   *  failed and the Run stores it. */
+  async function saveBeforeRun(task) {
+    task.log.close();
+    if (task.saver.dirty && !task.saver.blocked) {
+      await withTimeout(task.saver.save("autosave"), 5000, null);
+    }
+    const code = task.editor.getCode();
+    if (code !== task.saver.savedCode) task.saver.remember(code);
+    return code;
+  }
+
   async function run(task) {
     if (task.busy || leaving) return;
     setBusy(task, true, "Running…");
-    task.log.close();
-    if (task.saver.dirty) task.saver.save("autosave");
+    const code = await saveBeforeRun(task);
     const started = performance.now();
-    const res = await postJSON(api.run, { stage, task: task.folder, code: task.editor.getCode() }, {
+    const res = await postJSON(api.run, { stage, task: task.folder, code }, {
       timeoutMs: RUN_TIMEOUT_MS,
     });
     const ms = Math.round(performance.now() - started);
@@ -211,10 +238,9 @@ function start() {
   async function check(task) {
     if (task.busy || leaving) return;
     setBusy(task, true, "Checking…");
-    task.log.close();
-    if (task.saver.dirty) task.saver.save("autosave");
+    const code = await saveBeforeRun(task);
     const started = performance.now();
-    const res = await postJSON(api.check, { stage, task: task.folder, code: task.editor.getCode() }, {
+    const res = await postJSON(api.check, { stage, task: task.folder, code }, {
       timeoutMs: RUN_TIMEOUT_MS,
     });
     const ms = Math.round(performance.now() - started);
@@ -249,8 +275,10 @@ function start() {
 
   // ---- leaving the page --------------------------------------------------------------------
 
-  /** The stage is over (time-out, finished elsewhere): stop editing, send what is pending, go. */
-  async function leave(url, { save }) {
+  /** The stage is over (time-out, finished elsewhere): stop editing, send what is pending, go.
+   *  `notBefore` (a performance.now() time) holds the reload back until the server will have
+   *  closed the stage. */
+  async function leave(url, { save, notBefore = 0 }) {
     if (leaving) return;
     leaving = true;
     for (const task of tasks) {
@@ -262,6 +290,8 @@ function start() {
     }
     for (const task of tasks) task.saver.stop();
     await withTimeout(queue.flush({ force: true }), 1500, null);
+    const wait = notBefore - performance.now();
+    if (wait > 0) await new Promise((resolve) => window.setTimeout(resolve, wait));
     if (url) window.location.assign(url);
     else window.location.reload();
   }
@@ -443,7 +473,7 @@ function start() {
         const notice = document.querySelector("[data-time-up]");
         if (notice) notice.hidden = false;
         if (announce) announce.textContent = "Time is up. Saving your work.";
-        leave(null, { save: true });
+        leave(null, { save: true, notBefore: end + SERVER_GRACE_MS });
         return;
       }
       // Wake on the next second, and exactly at the 5 s and 0 s marks.

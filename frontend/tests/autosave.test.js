@@ -156,6 +156,32 @@ test("a newer version from another tab is never overwritten: conflict, then the 
   assert.deepEqual(server.db.log, ["from tab B", "from tab B, edited in A"]);
 });
 
+test("a Run of unchanged code, stored as a newer version, is not taken for another tab's", async () => {
+  // The server stores the code of every Run and Check as a version. A Run of the starter
+  // code (before any save) makes version 1 = the code this tab started from.
+  const server = versionedServer();
+  const { saver, clock, type } = makeSaver({ server });
+  server.db.version = 1; // the Run's version, holding "start"
+  type("start, then edited");
+  await clock.advance(1600);
+  assert.equal(saver.state, STATES.SAVED);
+  assert.equal(saver.version, 2);
+  assert.deepEqual(server.db.log, ["start, then edited"]);
+});
+
+test("a Run's code remembered as sent is adopted when the server stored it", async () => {
+  const server = versionedServer();
+  const { saver, clock, type } = makeSaver({ server });
+  type("run me");
+  saver.remember("run me"); // the page sent it with Run (say the autosave failed)
+  server.db.version = 1;
+  server.db.code = "run me";
+  type("run me, then more");
+  await clock.advance(1600);
+  assert.equal(saver.state, STATES.SAVED);
+  assert.deepEqual(server.db.log, ["run me, then more"]);
+});
+
 test("keeping this tab's code saves it on top of the newer version", async () => {
   const server = versionedServer({ version: 3, code: "other tab" });
   const { saver, clock, type } = makeSaver({ server, code: "old", version: 2 });

@@ -233,3 +233,20 @@ def test_finishing_the_stage_stores_the_final_code_as_a_submission(participant_c
     assert (snapshot.code, snapshot.source) == ("x = 1", "submit")
     assert TaskState.objects.get(task="tasks/warmup").submitted_at is not None
     assert Event.objects.filter(type="task_submitted").count() == 1
+
+
+def test_runs_report_their_version_and_only_a_real_change_elsewhere_conflicts(participant_client):
+    body = {"stage": "warmup", "task": "tasks/warmup", "source": "autosave"}
+    run_body = {"stage": "warmup", "task": "tasks/warmup"}
+    assert post(participant_client, "save", body | {"code": "a = 1", "base_version": 0})[0] == 200
+    status, run = post(participant_client, "run", run_body | {"code": "b = 1"})
+    assert (status, run["version"]) == (200, 2)  # the page learns the version its run stored
+    # A tab still based on version 1 while version 2 holds other code: a conflict.
+    assert post(participant_client, "save", body | {"code": "c = 1", "base_version": 1})[0] == 409
+    # Back to the code of version 1 (version 3): a save based on version 1 changes nothing
+    # that anyone else wrote, so it is accepted.
+    assert post(participant_client, "run", run_body | {"code": "a = 1"})[1]["version"] == 3
+    assert post(participant_client, "save", body | {"code": "d = 1", "base_version": 1}) == (
+        200,
+        {"version": 4},
+    )
