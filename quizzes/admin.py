@@ -1,40 +1,27 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttempt
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from trials.admin import ReadOnlyAdmin
 
 
 @admin.register(ItemResponse)
-class ItemResponseAdmin(ReadOnly):
+class ItemResponseAdmin(ReadOnlyAdmin):
     list_display = ("blind_id", "participant", "question_key", "status", "points", "max_points")
     list_filter = ("status", "stage__trial", "question_key")
 
 
 @admin.register(HumanGrade)
-class HumanGradeAdmin(ReadOnly):
+class HumanGradeAdmin(ReadOnlyAdmin):
     list_display = ("response", "grader", "points", "is_adjudication", "created_at")
 
 
 @admin.register(AnswerKeyChange)
-class AnswerKeyChangeAdmin(ReadOnly):
+class AnswerKeyChangeAdmin(ReadOnlyAdmin):
     list_display = ("trial", "question_key", "changed_by", "changed_at", "regraded")
 
 
 @admin.register(QuizAttempt)
-class QuizAttemptAdmin(ReadOnly):
+class QuizAttemptAdmin(ReadOnlyAdmin):
     list_display = ("participant", "stage", "created_at", "submitted_at")
