@@ -9,9 +9,14 @@ from trials.models import (
     Allocation,
     AllocationSequence,
     Arm,
+    AssistantTurn,
+    CodeRun,
+    CodeSnapshot,
+    Event,
     Participant,
     Stage,
     StageRecord,
+    TaskState,
     Trial,
 )
 
@@ -40,10 +45,11 @@ class TrialAdmin(admin.ModelAdmin):
         "status",
         "launched_at",
         "closed_at",
-        "definition",
         "randomization_scheme",
     )
-    exclude = ("files",)
+    # The files and the normalised definition (with block sizes) are not shown here: see
+    # `manage.py export_trial` for the protocol.
+    exclude = ("files", "definition")
     inlines = [ArmInline, StageInline]
 
 
@@ -107,3 +113,31 @@ class StageRecordAdmin(ReadOnlyAdmin):
 
 admin.register(Arm)(admin.ModelAdmin)
 admin.register(Stage)(admin.ModelAdmin)
+
+
+@admin.register(TaskState)
+class TaskStateAdmin(ReadOnlyAdmin):
+    list_display = ("participant", "task", "latest_version", "first_passed_at", "runs", "checks")
+
+
+@admin.register(CodeSnapshot)
+class CodeSnapshotAdmin(ReadOnlyAdmin):
+    list_display = ("participant", "task", "version", "source", "created_at")
+
+
+@admin.register(CodeRun)
+class CodeRunAdmin(ReadOnlyAdmin):
+    list_display = ("participant", "task", "kind", "status", "exception_type", "duration_ms")
+    list_filter = ("kind", "status", "sandbox")
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("participant", "type", "origin", "client_seq", "server_time")
+    list_filter = ("type", "origin")
+
+
+@admin.register(AssistantTurn)
+class AssistantTurnAdmin(ReadOnlyAdmin):
+    list_display = ("participant", "task", "status", "model", "input_tokens", "output_tokens")
+    list_filter = ("status", "provider")
