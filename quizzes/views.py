@@ -59,9 +59,17 @@ def queue(request: HttpRequest) -> HttpResponse:
 @grader_required
 def grade(request: HttpRequest, blind_id: str) -> HttpResponse:
     item = selectors.grading_item(blind_id)
-    if item is None:
+    if item is None or item.question.type != "free_text":
         raise Http404("no such answer")
     adjudicating = item.status == ItemResponse.Status.NEEDS_ADJUDICATION
+    open_to_me = (
+        selectors.adjudication_queue(request.user)  # type: ignore[arg-type]
+        if adjudicating
+        else selectors.grading_queue(request.user)  # type: ignore[arg-type]
+    ).filter(blind_id=blind_id)
+    if not open_to_me.exists():
+        messages.info(request, f"Answer {blind_id} needs no more grades from you.")
+        return redirect("grading:queue")
     form = GradeForm(item.levels, request.POST or None)
     if request.method == "POST" and form.is_valid():
         response = ItemResponse.objects.get(blind_id=blind_id)
@@ -84,7 +92,9 @@ def grade(request: HttpRequest, blind_id: str) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             messages.success(request, f"Saved your grade for {blind_id}.")
-            following = selectors.grading_queue(request.user).first()  # type: ignore[arg-type]
+            following = (
+                adjudicating and selectors.adjudication_queue(request.user).first()  # type: ignore[arg-type]
+            ) or selectors.grading_queue(request.user).first()  # type: ignore[arg-type]
             if following is not None:
                 return redirect("grading:grade", blind_id=following.blind_id)
             return redirect("grading:queue")

@@ -1,6 +1,21 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
+from django.shortcuts import resolve_url
 from django.urls import include, path
 from django.views.generic import RedirectView
+
+from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN, has_role
+
+
+class RoleLoginView(LoginView):
+    """After login, graders go to their queue; everyone else to the dashboard."""
+
+    def get_default_redirect_url(self) -> str:
+        user = self.request.user
+        if has_role(user, GRADER) and not has_role(user, EXPERIMENTER, STATISTICIAN):
+            return resolve_url("grading:queue")
+        return super().get_default_redirect_url()
+
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/manage/", permanent=False)),
@@ -8,5 +23,6 @@ urlpatterns = [
     path("manage/", include("trials.manage_urls")),
     path("grade/", include("quizzes.urls")),
     path("admin/", admin.site.urls),
+    path("accounts/login/", RoleLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
 ]

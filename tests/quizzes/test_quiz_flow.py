@@ -170,12 +170,14 @@ def test_double_grading_disagreement_goes_to_adjudication(live_trial, eligible_a
     first, second, third = login(GRADER, "g1"), login(GRADER, "g2"), login(GRADER, "g3")
     assert first.post(f"/grade/{item.blind_id}/", {"points": "2"}).status_code == 302
     again = first.post(f"/grade/{item.blind_id}/", {"points": "1"})
-    assert again.status_code == 400 and b"already graded" in again.content
+    assert again["Location"] == "/grade/"  # a grader cannot grade the same answer twice
+    assert HumanGrade.objects.filter(response=item).count() == 1
     assert second.post(f"/grade/{item.blind_id}/", {"points": "1"}).status_code == 302
     item.refresh_from_db()
     assert item.status == "needs_adjudication"
-    refused = first.post(f"/grade/{item.blind_id}/", {"points": "2"})
-    assert b"must not be one of the graders" in refused.content
+    # Neither grader may settle their own disagreement.
+    assert first.post(f"/grade/{item.blind_id}/", {"points": "2"})["Location"] == "/grade/"
+    assert f'href="/grade/{item.blind_id}/"' not in first.get("/grade/").content.decode()
     assert item.blind_id in third.get("/grade/").content.decode()
     assert third.post(f"/grade/{item.blind_id}/", {"points": "1"}).status_code == 302
     item.refresh_from_db()
@@ -283,3 +285,21 @@ def test_doubles():
         take_quiz(client, **with_code)
     item = ItemResponse.objects.get(question_key="write_double")
     assert (item.status, item.points, item.detail) == ("auto", 2, "1/1 tests passed")
+
+
+def test_a_grader_logs_in_to_the_queue_and_cannot_reopen_finished_answers(
+    live_trial, eligible_answers
+):
+    take_quiz(to_quiz(eligible_answers))
+    item = ItemResponse.objects.get(question_key="never_awaited")
+    ItemResponse.objects.filter(pk=item.pk).update(needs_double_grading=False)
+    user_with(GRADER, "gina")
+    client = Client()
+    response = client.post("/accounts/login/", {"username": "gina", "password": "pw-12345-xyz"})
+    assert response["Location"] == "/grade/"
+    client.post(f"/grade/{item.blind_id}/", {"points": "1"})
+    again = client.get(f"/grade/{item.blind_id}/")
+    assert again["Location"] == "/grade/"
+    # Objective answers have no grading page at all.
+    objective = ItemResponse.objects.get(question_key="nursery_exit")
+    assert client.get(f"/grade/{objective.blind_id}/").status_code == 404
