@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,16 +76,18 @@ def _refuse(
     return AssistantRefused(reason, message, status)
 
 
-def history(participant: Participant, task: str) -> list[dict[str, str]]:
-    """Earlier finished exchanges on this task, oldest first (what the chat panel shows)."""
+def history(participant: Participant, task: str) -> list[dict[str, Any]]:
+    """Earlier finished exchanges on this task, oldest first (what the chat panel shows, and
+    the earlier turns sent to the provider, which reads only role and content)."""
     turns = AssistantTurn.objects.filter(participant=participant, task=task).exclude(
         status=AssistantTurn.Status.STREAMING
     )
-    out: list[dict[str, str]] = []
+    out: list[dict[str, Any]] = []
     for turn in turns.order_by("created_at", "id"):
-        out.append({"role": "user", "content": turn.question})
+        meta = {"turn": turn.pk, "status": str(turn.status)}
+        out.append({"role": "user", "content": turn.question, **meta})
         if turn.reply:
-            out.append({"role": "assistant", "content": turn.reply})
+            out.append({"role": "assistant", "content": turn.reply, **meta})
     return out
 
 
@@ -189,7 +191,9 @@ def _provider(exchange: Exchange, participant: Participant) -> llm.Provider:
     )
 
 
-def assistant_stream(*, participant: Participant, exchange: Exchange) -> Iterator[dict[str, Any]]:
+def assistant_stream(
+    *, participant: Participant, exchange: Exchange
+) -> Generator[dict[str, Any], None, None]:
     """Stream the reply as messages for the browser ({"type": "delta" | "done" | "error"}),
     and record the outcome whatever happens — also when the participant presses Stop (the
     browser closes the connection and this generator is closed)."""
@@ -273,12 +277,19 @@ def assistant_usage(participant: Participant) -> dict[str, Any]:
     }
 
 
-def link_paste(participant: Participant, payload: dict[str, Any]) -> dict[str, Any]:
+def link_paste(
+    participant: Participant,
+    payload: dict[str, Any],
+    batch_copies: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Mark a paste whose text is exactly a code block or a copy taken from an assistant
-    reply of this participant (matched by SHA-256), so pastes and the chat are linked."""
+    reply of this participant (matched by SHA-256), so pastes and the chat are linked.
+    ``batch_copies``: assistant copies (hash -> turn) sent in the same batch, not stored yet."""
     digest = payload.get("sha256")
     if not isinstance(digest, str):
         return payload
+    if batch_copies and digest in batch_copies:
+        return payload | {"from_assistant": True, "assistant_turn": batch_copies[digest]}
     for turn in (
         AssistantTurn.objects.filter(participant=participant).exclude(reply="").only("pk", "reply")
     ):

@@ -131,14 +131,18 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> tup
         )
     )
     fresh: dict[str, Event] = {}
+    copies: dict[str, Any] = {}  # assistant copies in this batch, for pastes after them
     for e in events:
         if e.client_id in seen or e.client_id in fresh:
             continue
         payload = e.payload
-        if e.type == "paste":
+        if e.type == "copy" and payload.get("source") == "assistant":
+            if isinstance(payload.get("sha256"), str):
+                copies[payload["sha256"]] = payload.get("turn")
+        elif e.type == "paste":
             from trials.chat import link_paste  # chat builds on events
 
-            payload = link_paste(participant, payload)
+            payload = link_paste(participant, payload, copies)
         fresh[e.client_id] = Event(
             participant=participant,
             stage=stages.get(e.stage_key or ""),

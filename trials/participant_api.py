@@ -5,7 +5,7 @@ is decided here from the database, every time. Malformed input gets a 400 naming
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from functools import wraps
 from typing import Any
 
@@ -183,9 +183,14 @@ def answers(
     return JsonResponse({"saved": True})
 
 
-def _sse(messages: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    for message in messages:
-        yield f"data: {json.dumps(message)}\n\n".encode()
+def _sse(messages: Generator[dict[str, Any], None, None]) -> Iterator[bytes]:
+    try:
+        for message in messages:
+            yield f"data: {json.dumps(message)}\n\n".encode()
+    finally:
+        # When the browser goes away (Stop), close the stream so it records the turn as
+        # stopped now, not whenever the garbage collector gets to it.
+        messages.close()
 
 
 @participant_endpoint

@@ -12,6 +12,7 @@ import { readJSON, safeStorage } from "./storage.js";
 import { sha256Hex } from "./sha256.js";
 import { isoTime, normalizeNewlines, withTimeout } from "./util.js";
 import { renderChecks, renderMessage, renderRun, showSaveState } from "./ui.js";
+import { assistantOrigin, setUpAssistant } from "./chat.js";
 
 const RUN_TIMEOUT_MS = 90000; // the server queues runs when busy; it answers well before this
 const PREVIEW_CHARS = 200;
@@ -57,6 +58,16 @@ function start() {
     const folder = section.dataset.taskFolder;
     const info = (page.tasks || []).find((t) => t.folder === folder) || (page.tasks || [])[position] || {};
     return setUpTask(section, info);
+  });
+
+  // The assistant's chat panel: only when the server put `assistant` in the page state (the
+  // arm has it and this stage allows it); otherwise nothing is set up.
+  const assistant = setUpAssistant({
+    page,
+    stage,
+    tasks,
+    emit,
+    onStageOver: (url) => leave(url, { save: false }),
   });
 
   function setUpTask(section, info) {
@@ -281,6 +292,7 @@ function start() {
   async function leave(url, { save, notBefore = 0 }) {
     if (leaving) return;
     leaving = true;
+    if (assistant) assistant.close();
     for (const task of tasks) {
       task.log.close();
       task.editor.setReadOnly(true);
@@ -402,7 +414,10 @@ function start() {
     }
     if (!text) text = editorSelection(event.target) || String(document.getSelection() ?? "");
     if (!text) return;
-    recordText("copy", text, placeOf(event.target), { cut: event.type === "cut" });
+    // Text selected in an assistant's reply and copied with the keyboard or menu is marked
+    // like the Copy button's copies, so a later paste of it is linked to the reply.
+    const origin = assistantOrigin(event.target) || assistantOrigin(document.getSelection()?.anchorNode);
+    recordText("copy", text, placeOf(event.target), { cut: event.type === "cut", ...origin });
   };
   document.addEventListener("copy", onCopy);
   document.addEventListener("cut", onCopy);

@@ -110,9 +110,9 @@ def test_ai_arm_gets_a_streamed_reply_recorded_with_its_full_context(live_trial,
     # The conversation comes back after a reload.
     page = client.get(f"{entry(live_trial)}s/main_tasks/")
     history = page.context["page_state"]["assistant"]["history"][TASK]
-    assert history == [
-        {"role": "user", "content": "How do I run both greeters at the same time?"},
-        {"role": "assistant", "content": reply},
+    assert [(h["role"], h["content"]) for h in history] == [
+        ("user", "How do I run both greeters at the same time?"),
+        ("assistant", reply),
     ]
 
 
@@ -255,3 +255,38 @@ def test_the_trial_spend_cap_stops_further_requests(tmp_path, eligible_answers):
     refused = ask(client, trial, "and a cancel scope?")
     assert refused.status_code == 503
     assert Event.objects.filter(type="assistant_refused", payload__reason="spend_cap").exists()
+
+
+def test_a_paste_after_an_assistant_copy_in_the_same_batch_is_linked(live_trial, eligible_answers):
+    client, _ = both_arms(live_trial, eligible_answers)["ai"]
+    to_main_tasks(client, live_trial)
+    sse(ask(client, live_trial, "what is a nursery?"))
+    turn = AssistantTurn.objects.get().pk
+    digest = hashlib.sha256(b"open_nursery").hexdigest()
+    batch = [
+        {
+            "id": "c1",
+            "seq": 1,
+            "type": "copy",
+            "stage": "main_tasks",
+            "payload": {"task": TASK, "source": "assistant", "turn": turn, "sha256": digest},
+        },
+        {
+            "id": "p1",
+            "seq": 2,
+            "type": "paste",
+            "stage": "main_tasks",
+            "payload": {"task": TASK, "length": 12, "sha256": digest},
+        },
+    ]
+    response = client.post(
+        f"{entry(live_trial)}api/events/",
+        json.dumps({"events": batch}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200
+    assert Event.objects.get(client_id="p1").payload["assistant_turn"] == turn
+    # After a reload the conversation carries each turn's id and outcome.
+    page = client.get(f"{entry(live_trial)}s/main_tasks/")
+    history = page.context["page_state"]["assistant"]["history"][TASK]
+    assert {(h["turn"], h["status"]) for h in history} == {(turn, "completed")}

@@ -21,9 +21,8 @@ race with 500 responses.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import random
-import traceback
-import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
+from tests import spawned
 from trials.definition import load_trial_dir
 from trials.models import Allocation, Participant, Trial
 from trials.randomization import ArmWeight, BlockSchedule
@@ -99,39 +99,24 @@ def _at_screening(trial: Trial, prolific_pid: str) -> Participant:
 Worker = Callable[[Any, Any], Any]
 
 
-def _child(worker: Worker, job: Any, barrier: Any, results: Any, index: int) -> None:
-    try:
-        results.put((index, True, worker(job, barrier)))
-    except BaseException:
-        barrier.abort()  # do not leave the others waiting for a process that is gone
-        results.put((index, False, traceback.format_exc()))
-    finally:
-        connections.close_all()
-
-
 def _run_in_processes(worker: Worker, jobs: list[Any]) -> list[Any]:
-    """Run ``worker(job, barrier)`` in one forked process per job and return their results in
+    """Run ``worker(job, barrier)`` in one new process per job and return their results in
     job order. Each worker prepares (loads rows, which opens its own connection), then waits on
-    the barrier, so the interesting part starts in every process at the same moment."""
-    context = multiprocessing.get_context("fork")
+    the barrier, so the interesting part starts in every process at the same moment. The
+    processes are spawned, not forked (see tests/spawned.py)."""
+    context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(len(jobs), timeout=TIMEOUT)
     results = context.Queue()
-    # A connection must never be shared across fork: each child opens its own.
-    connections.close_all()
+    db_name = connections["default"].settings_dict["NAME"]
     processes = [
-        context.Process(target=_child, args=(worker, job, barrier, results, index))
+        context.Process(
+            target=spawned.run,
+            args=(db_name, pickle.dumps((worker, job)), barrier, results, index),
+        )
         for index, job in enumerate(jobs)
     ]
-    with warnings.catch_warnings():
-        # Python 3.12+ warns when forking a process that has threads (e.g. a live server left
-        # by an earlier test). The children only use their own new database connection.
-        warnings.filterwarnings(
-            "ignore",
-            message=r".*use of fork\(\) may lead to deadlocks",
-            category=DeprecationWarning,
-        )
-        for process in processes:
-            process.start()
+    for process in processes:
+        process.start()
     collected: dict[int, tuple[bool, Any]] = {}
     try:
         for _ in processes:
