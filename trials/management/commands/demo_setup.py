@@ -11,11 +11,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from trials.definition import DefinitionInvalid, load_trial_dir
 from trials.models import Trial
-from trials.roles import EXPERIMENTER, STATISTICIAN, ensure_groups
+from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN, ensure_groups
 from trials.services import TrialError, trial_import, trial_launch
 
 SAMPLE = Path(settings.BASE_DIR) / "studies" / "trio-skill-formation"
-DEMO_USERS = (("demo-experimenter", EXPERIMENTER), ("demo-statistician", STATISTICIAN))
+DEMO_USERS = (
+    ("demo-experimenter", EXPERIMENTER),
+    ("demo-statistician", STATISTICIAN),
+    ("demo-grader", GRADER),
+)
 
 
 class Command(BaseCommand):
@@ -56,6 +60,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Protocol hash:    {trial.protocol_hash}")
         self.stdout.write(f"  Participant link: {host}/t/{trial.slug}/")
         self.stdout.write(f"  Dashboard:        {host}/manage/")
+        self.stdout.write(f"  Grading queue:    {host}/grade/")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role:<13} login: {username} / {creds[username]}")
         self.stdout.write("")
