@@ -14,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from trials import runner
@@ -213,7 +214,7 @@ def code_run(
         )
         counter = "checks" if kind == CodeRun.Kind.CHECK else "runs"
         state = _state(participant, stage, task.folder)
-        TaskState.objects.filter(pk=state.pk).update(**{counter: getattr(state, counter) + 1})
+        TaskState.objects.filter(pk=state.pk).update(**{counter: F(counter) + 1})
         first_pass = False
         if all_passed and in_time:
             first_pass = (
