@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,14 @@ def context(browser: Browser, live_server: object) -> Iterator[BrowserContext]:
     )
     ctx.set_default_timeout(15_000)
     yield ctx
+    # Closing a page fires its pagehide beacons (autosave, telemetry). Block every request
+    # first, and give the live server a moment to finish those already under way, so that no
+    # request touches the test database while it is flushed: a late beacon deadlocked the
+    # flush on PostgreSQL and left rows behind for the next test.
+    ctx.route("**/*", lambda route: route.abort())
+    for tab in ctx.pages:
+        tab.close(run_before_unload=False)
+    time.sleep(0.5)
     ctx.close()
 
 
