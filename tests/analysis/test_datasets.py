@@ -1,0 +1,234 @@
+"""The tidy data sets, computed from participants walked through the sample trial."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from analysis.datasets import (
+    DATASETS,
+    UnknownDataset,
+    dataset_columns,
+    dataset_frame,
+    dataset_row_count,
+    iter_dataset_chunks,
+)
+from trials.events import event_log
+from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState
+
+pytestmark = pytest.mark.django_db
+
+ENTRY = "/t/trio-skill-formation/"
+QUIZ = {
+    "nursery_exit": "b",  # 1 point, conceptual
+    "start_soon_returns": "c",  # 1 point
+    "attention": "c",
+}
+
+
+def enter(eligible_answers: dict, **ids: str) -> tuple[Client, Participant]:
+    client = Client(raise_request_exception=False)
+    client.get(ENTRY, ids)
+    client.post(f"{ENTRY}s/consent/", {"decision": "agree", "agree": "on"})
+    client.post(f"{ENTRY}s/screening/", eligible_answers)
+    participant = Participant.objects.get(
+        pk=client.cookies["stp_trio-skill-formation"].value.split(":")[0]
+    )
+    return client, participant
+
+
+def finish(client: Client, *, quiz: dict, survey: dict) -> None:
+    client.post(f"{ENTRY}s/warmup/", {})
+    client.post(f"{ENTRY}s/main_tasks/", {})
+    response = client.post(f"{ENTRY}s/quiz/", quiz)
+    assert response.status_code == 302
+    response = client.post(f"{ENTRY}s/post_survey/", survey)
+    assert response.status_code == 302, response.content[:2000]
+
+
+SURVEY = {
+    "self_rated_learning": "4",
+    "enjoyment": "5",
+    "effort": "3",
+    "outside_help": "no",
+    "comments": '=HYPERLINK("x")',
+}
+
+
+def test_participants_one_row_each_with_declared_columns_and_types(live_trial, eligible_answers):
+    client, done = enter(eligible_answers, PROLIFIC_PID="pid-secret-1")
+    finish(client, quiz=QUIZ, survey=SURVEY)
+    # The warm-up task passed 3 minutes in; the main tasks never passed (censored).
+    warm = StageRecord.objects.get(participant=done, stage__key="warmup")
+    TaskState.objects.filter(participant=done, stage__key="warmup").update(
+        first_passed_at=warm.started_at + timedelta(minutes=3)
+    )
+    if not TaskState.objects.filter(participant=done, stage__key="warmup").exists():
+        TaskState.objects.create(
+            participant=done,
+            stage=warm.stage,
+            task="tasks/warmup",
+            first_passed_at=warm.started_at + timedelta(minutes=3),
+            runs=4,
+            checks=2,
+        )
+    # Two pastes (one from the assistant), 90 seconds in the chat box, two assistant turns.
+    main = StageRecord.objects.get(participant=done, stage__key="main_tasks").stage
+    event_log(done, "paste", stage=main, payload={"length": 30, "from_assistant": True})
+    event_log(done, "paste", stage=main, payload={"length": 10})
+    t0 = timezone.now()
+    for kind, at in (("focus", t0), ("blur", t0 + timedelta(seconds=90))):
+        Event.objects.create(
+            participant=done,
+            stage=main,
+            type=kind,
+            client_id=f"c-{kind}",
+            client_time=at,
+            payload={"scope": "assistant", "task": "tasks/fetch_all"},
+        )
+    for tokens in (100, 50):
+        AssistantTurn.objects.create(
+            participant=done,
+            stage=main,
+            task="tasks/fetch_all",
+            question="?",
+            provider="scripted",
+            model="m",
+            input_tokens=tokens,
+            output_tokens=2 * tokens,
+        )
+
+    Client(raise_request_exception=False).get(ENTRY)  # entered, never consented
+    declined = Client(raise_request_exception=False)
+    declined.get(ENTRY)
+    declined.post(f"{ENTRY}s/consent/", {"decision": "decline"})
+    _, out = enter(eligible_answers | {"used_trio": "yes"})
+
+    frame = dataset_frame(live_trial, "participants")
+    columns = dataset_columns(live_trial, "participants")
+    assert list(frame.columns) == [c.name for c in columns]
+    assert len(frame) == 4 == dataset_row_count(live_trial, "participants")
+    assert "prolific_pid" not in frame.columns
+    assert "pid-secret-1" not in frame.to_csv()
+
+    row = frame.set_index("participant").loc[done.public_code]
+    assert row["arm"] in ("ai", "no_ai")
+    assert row["itt"] and row["allocated"] and row["completed_trial"]
+    assert row["baseline_coding_years"] == "4-6"
+    assert row["warmup_time_min"] == pytest.approx(3.0)
+    assert bool(row["stage_warmup_censored"]) is False
+    assert bool(row["stage_main_tasks_censored"]) is True
+    assert row["task_warmup_runs"] in (0, 4)
+    assert row["quiz_score"] == 2.0
+    assert row["quiz_max"] == 27.0
+    assert row["quiz_cat_conceptual"] >= 1.0
+    assert bool(row["attention_passed"]) is True
+    assert bool(row["quiz_final"]) is True
+    assert row["pastes"] == 2 and row["paste_chars"] == 40 and row["assistant_pastes"] == 1
+    assert row["assistant_messages"] == 2
+    assert row["assistant_tokens_in"] == 150 and row["assistant_tokens_out"] == 300
+    assert row["assistant_time_min"] == pytest.approx(1.5)
+    assert row["survey_outside_help"] == "no"
+    assert row["furthest_stage"] == "debrief"
+    assert bool(row["received_intervention"]) is True
+    assert row["lost_reason"] == ""
+    if row["arm"] == "no_ai":
+        assert row["noncompliance_flags"] == "assistant_outside_arm"
+        assert not row["per_protocol"]
+    else:
+        assert row["noncompliance_flags"] == ""
+        assert row["per_protocol"]
+
+    screened = frame.set_index("participant").loc[out.public_code]
+    assert not screened["allocated"] and not screened["itt"]
+    assert screened["screen_out_reasons"] == "Has used Trio before"
+    assert screened["arm"] == ""
+    assert pd.isna(screened["quiz_score"])
+    statuses = sorted(frame["status"])
+    assert statuses == ["completed", "consenting", "declined", "screened_out"]
+
+    assert frame["quiz_score"].dtype == "Float64"
+    assert frame["allocated"].dtype == "boolean"
+    assert frame["runs"].dtype == "Int64"
+    assert str(frame["enrolled_at"].dtype).startswith("datetime64")
+
+
+def test_identifiers_only_when_asked(live_trial, eligible_answers):
+    enter(eligible_answers, PROLIFIC_PID="pid-secret-2", STUDY_ID="s1", SESSION_ID="x1")
+    plain = dataset_frame(live_trial, "participants")
+    assert not [c for c in dataset_columns(live_trial, "participants") if c.identifier]
+    full = dataset_frame(live_trial, "participants", identified=True)
+    assert list(full["prolific_pid"]) == ["pid-secret-2"]
+    assert {"participant_id", "study_id", "session_id", "completion_code"} <= set(full.columns)
+    assert list(full.columns)[: len(plain.columns)] == list(plain.columns)
+
+
+def test_timed_out_and_withdrawn_participants(live_trial, eligible_answers):
+    client, p = enter(eligible_answers)
+    client.post(f"{ENTRY}s/warmup/", {})
+    # The main task stage ran out: its time is censored at the 35-minute limit.
+    record = StageRecord.objects.get(participant=p, stage__key="main_tasks")
+    start = timezone.now() - timedelta(minutes=50)
+    StageRecord.objects.filter(pk=record.pk).update(
+        started_at=start, deadline=start + timedelta(minutes=35)
+    )
+    Participant.objects.filter(pk=p.pk).update(
+        stage_deadline=start + timedelta(minutes=35), status="withdrawn"
+    )
+    row = dataset_frame(live_trial, "participants").iloc[0]
+    assert row["stage_main_tasks_time_min"] == pytest.approx(35.0)
+    assert bool(row["stage_main_tasks_censored"]) is True
+    assert bool(row["task_fetch_all_censored"]) is True
+    assert row["lost_reason"] == "withdrew at main_tasks"
+    assert not row["per_protocol"]
+    assert "completed_quiz" in row["per_protocol_exclusions"]
+
+
+def test_items_events_allocations(live_trial, eligible_answers):
+    client, p = enter(eligible_answers)
+    finish(client, quiz=QUIZ, survey=SURVEY)
+    items = dataset_frame(live_trial, "items")
+    assert list(items.columns) == [c.name for c in dataset_columns(live_trial, "items")]
+    assert len(items) == 15 == dataset_row_count(live_trial, "items")
+    first = items.set_index("question").loc["nursery_exit"]
+    assert first["points"] == 1.0 and bool(first["correct"]) is True
+    assert json.loads(first["response"]) == "b"
+    assert "conceptual" in first["categories"]
+    assert int(items["is_attention_check"].sum()) == 1
+
+    events = dataset_frame(live_trial, "events")
+    assert list(events.columns) == [c.name for c in dataset_columns(live_trial, "events")]
+    assert len(events) == dataset_row_count(live_trial, "events") > 0
+    assert set(events["participant"]) == {p.public_code}
+    assert "stage_entered" in set(events["type"])
+    assert events["event_id"].is_monotonic_increasing
+    # Chunks carry the same rows and columns.
+    chunks = list(iter_dataset_chunks(live_trial, "events", chunk_size=3))
+    assert all(len(c) <= 3 for c in chunks)
+    assert pd.concat(chunks, ignore_index=True).equals(events)
+
+    allocations = dataset_frame(live_trial, "allocations")
+    assert list(allocations["participant"]) == [p.public_code]
+    assert list(allocations["sequence_number"]) == [1]
+
+
+def test_empty_trial_and_unknown_dataset(live_trial):
+    for name in DATASETS:
+        frame = dataset_frame(live_trial, name)
+        assert len(frame) == 0
+        assert list(frame.columns) == [c.name for c in dataset_columns(live_trial, name)]
+        assert [len(c) for c in iter_dataset_chunks(live_trial, name)] == [0]
+    with pytest.raises(UnknownDataset, match="unknown data set 'people'"):
+        dataset_frame(live_trial, "people")
+
+
+def test_every_column_is_documented(live_trial):
+    for name in DATASETS:
+        for column in dataset_columns(live_trial, name, identified=True):
+            assert column.type in ("string", "integer", "number", "boolean", "datetime", "json")
+            assert column.description and column.source
