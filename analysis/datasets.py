@@ -1185,3 +1185,185 @@ __all__ = [
     "iter_dataset_chunks",
     "typed_frame",
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# The analysis input of a trial
+
+
+def _analysis_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nullable pandas dtypes as plain numpy ones (NaN for missing), for the statistics."""
+    out = frame.copy()
+    for name in out.columns:
+        dtype = str(out[name].dtype)
+        if dtype in ("Float64", "Int64"):
+            out[name] = out[name].astype("float64")
+        elif dtype in ("boolean", "string"):
+            out[name] = out[name].astype(object).where(out[name].notna(), None)
+    return out
+
+
+def _numeric_or_none(series: pd.Series) -> pd.Series | None:
+    values = pd.to_numeric(series, errors="coerce")
+    if values.notna().sum() == 0 or values.notna().sum() < series.notna().sum():
+        return None
+    return values.astype("float64")
+
+
+def analysis_input(trial: Trial) -> Any:
+    """The trial's participants, plan and outcomes as an :class:`analysis.inputs.AnalysisInput`
+    (everything the analysis, the report and CONSORT need), from its current data."""
+    import hashlib
+
+    from analysis.inputs import AnalysisInput, OutcomeSpec
+    from trials.definition import protocol_hash
+
+    shape = _shape(trial)
+    participants = dataset_frame(trial, "participants")
+    frame = _analysis_frame(participants)
+    plan: dict[str, Any] = dict(trial.definition.get("analysis") or {})
+    stages = {s.key: s for s in shape.task_stages}
+    outcomes: dict[str, OutcomeSpec] = {}
+
+    def stage_for(entry: dict[str, Any]) -> Stage | None:
+        key = entry.get("stage")
+        if key and key in stages:
+            return stages[key]
+        return shape.task_stages[-1] if shape.task_stages else None
+
+    def time_spec(stage: Stage, label: str) -> OutcomeSpec:
+        return OutcomeSpec(
+            kind="time",
+            column=f"stage_{stage.key}_time_min",
+            censored_column=f"stage_{stage.key}_censored",
+            limit=stage.time_limit_seconds / 60 if stage.time_limit_seconds else None,
+            unit="minutes",
+            label=label,
+        )
+
+    entries = [plan["primary"]] if plan.get("primary") else []
+    entries += list(plan.get("secondary") or [])
+    for entry in entries:
+        name = entry.get("outcome", "")
+        label = entry.get("description", "") or name
+        if name == "quiz_score" and shape.quiz_max is not None:
+            outcomes[name] = OutcomeSpec(
+                kind="continuous",
+                column="quiz_score",
+                max_points=shape.quiz_max,
+                unit="points",
+                label=label,
+            )
+        elif name == "quiz_percent":
+            outcomes[name] = OutcomeSpec(
+                kind="continuous", column="quiz_percent", max_points=100.0, unit="%", label=label
+            )
+        elif name == "category_scores" and shape.categories:
+            outcomes[name] = OutcomeSpec(
+                kind="categories",
+                label=label,
+                unit="points",
+                categories={
+                    c: OutcomeSpec(
+                        kind="continuous",
+                        column=f"quiz_cat_{c}",
+                        max_points=shape.category_max[c],
+                        unit="points",
+                        label=c.replace("_", " "),
+                    )
+                    for c in shape.categories
+                },
+            )
+        elif name in ("completion_time", "warmup_time"):
+            stage = _warmup_stage(shape) if name == "warmup_time" else stage_for(entry)
+            if stage is not None:
+                outcomes[name] = time_spec(stage, label)
+        elif name == "task_completed":
+            stage = stage_for(entry)
+            if stage is not None:
+                column = f"stage_{stage.key}_completed"
+                censored = frame[f"stage_{stage.key}_censored"]
+                frame[column] = [None if c is None else not c for c in censored]
+                outcomes[name] = OutcomeSpec(kind="binary", column=column, label=label)
+        elif name == "errors":
+            outcomes[name] = OutcomeSpec(
+                kind="continuous", column="errors", unit="count", label=label
+            )
+        elif name == "survey":
+            for _stage, q in shape.survey:
+                column = f"survey_{q['key']}"
+                values = _numeric_or_none(frame[column])
+                if values is None:
+                    continue
+                frame[column] = values
+                outcomes[f"survey:{q['key']}"] = OutcomeSpec(
+                    kind="continuous", column=column, label=q.get("text", q["key"])
+                )
+    covariates: dict[str, str] = {}
+    for name in plan.get("covariates") or []:
+        if name == "warmup_time":
+            covariates[name] = "warmup_time_min"
+        elif f"baseline_{name}" in frame.columns:
+            column = f"baseline_{name}"
+            values = _numeric_or_none(frame[column])
+            if values is not None:
+                frame[column] = values
+            covariates[name] = column
+        elif name in frame.columns:
+            covariates[name] = name
+    items = None
+    item_frame = dataset_frame(trial, "items")
+    if len(item_frame):
+        items = _analysis_frame(item_frame)
+    later = (
+        Trial.objects.filter(slug=trial.slug, version__gt=trial.version)
+        .order_by("-version")
+        .first()
+    )
+    current_hash = protocol_hash(trial.definition, trial.files)
+    notes = []
+    if later is not None and (later.definition.get("analysis") or {}) != plan:
+        notes.append(
+            f"Version {later.version} of this trial has a different analysis plan; this report"
+            f" follows the plan frozen with version {trial.version}."
+        )
+    csv_bytes = participants.to_csv(index=False).encode()
+    meta: dict[str, Any] = {
+        "title": trial.title,
+        "slug": trial.slug,
+        "version": trial.version,
+        "protocol_hash": trial.protocol_hash,
+        "trial_status": trial.status,
+        "launched_at": trial.launched_at,
+        "closed_at": trial.closed_at,
+        "plan_changed": bool(trial.protocol_hash) and current_hash != trial.protocol_hash,
+        "synthetic": bool(participants["is_synthetic"].fillna(False).any()),
+        "synthetic_count": int(participants["is_synthetic"].fillna(False).sum()),
+        "snapshot": {
+            "taken_at": timezone.now(),
+            "rows": len(participants),
+            "sha256": hashlib.sha256(csv_bytes).hexdigest(),
+        },
+        "source": "skilltrial",
+        "notes": notes,
+    }
+    consort = None
+    try:
+        from analysis.consort import consort_counts
+    except ImportError:  # pragma: no cover - written alongside
+        consort_counts = None  # type: ignore[assignment]
+    if consort_counts is not None:
+        consort = consort_counts(frame)
+    return AnalysisInput(
+        frame=frame,
+        plan=plan,
+        reference_arm=str(plan.get("reference_arm") or next(iter(shape.arms), "")),
+        outcomes=outcomes,
+        arm_labels=dict(shape.arms),
+        covariates=covariates,
+        baseline_columns=[f"baseline_{q['key']}" for q in shape.baseline],
+        items=items,
+        per_protocol_column="per_protocol",
+        meta=meta,
+        consort=consort,
+    )

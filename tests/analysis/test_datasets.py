@@ -232,3 +232,33 @@ def test_every_column_is_documented(live_trial):
         for column in dataset_columns(live_trial, name, identified=True):
             assert column.type in ("string", "integer", "number", "boolean", "datetime", "json")
             assert column.description and column.source
+
+
+def test_analysis_input_follows_the_frozen_plan(live_trial, eligible_answers):
+    from analysis.datasets import analysis_input
+
+    client, p = enter(eligible_answers)
+    finish(client, quiz=QUIZ, survey=SURVEY)
+    inp = analysis_input(live_trial)
+    assert inp.reference_arm == "no_ai"
+    assert inp.arm_labels == {"ai": "AI assistant", "no_ai": "No AI"}
+    assert inp.outcomes["quiz_score"].column == "quiz_score"
+    assert inp.outcomes["quiz_score"].max_points == 27.0
+    time = inp.outcomes["completion_time"]
+    assert (time.kind, time.column, time.censored_column, time.limit) == (
+        "time",
+        "stage_main_tasks_time_min",
+        "stage_main_tasks_censored",
+        35.0,
+    )
+    categories = inp.outcomes["category_scores"].categories
+    assert set(categories) == {"conceptual", "code_reading", "debugging"}
+    assert sum(c.max_points or 0 for c in categories.values()) >= 27.0
+    assert inp.covariates == {"warmup_time": "warmup_time_min"}
+    assert inp.frame["quiz_score"].dtype == "float64"
+    assert list(inp.frame["participant"]) == [p.public_code]
+    assert inp.items is not None and len(inp.items) == 15
+    assert inp.meta["protocol_hash"] == live_trial.protocol_hash
+    assert inp.meta["plan_changed"] is False
+    assert inp.meta["synthetic"] is False
+    assert inp.meta["snapshot"]["rows"] == 1
