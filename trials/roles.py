@@ -27,7 +27,11 @@ def ensure_groups() -> None:
         content_type__app_label__in=["trials", "quizzes", "analysis"]
     )
     experimenter, _ = Group.objects.get_or_create(name=EXPERIMENTER)
-    experimenter.permissions.set(app_perms.exclude(codename__startswith="delete_"))
+    # Identifiers (external ids, completion codes) in exports need an explicit grant:
+    # give a user the permission analysis.export_identifiers in the admin.
+    experimenter.permissions.set(
+        app_perms.exclude(codename__startswith="delete_").exclude(codename="export_identifiers")
+    )
     statistician, _ = Group.objects.get_or_create(name=STATISTICIAN)
     statistician.permissions.set(app_perms.filter(codename__startswith="view_"))
     Group.objects.get_or_create(name=GRADER)
