@@ -1347,17 +1347,14 @@ def analysis_input(trial: Trial) -> Any:
         "source": "skilltrial",
         "notes": notes,
     }
-    consort = None
-    try:
-        from analysis.consort import consort_counts
-    except ImportError:  # pragma: no cover - written alongside
-        consort_counts = None  # type: ignore[assignment]
-    if consort_counts is not None:
-        consort = consort_counts(frame)
+    from analysis.consort import consort_counts
+
+    reference = str(plan.get("reference_arm") or next(iter(shape.arms), ""))
+    consort = consort_counts(frame, arm_order=[reference], outcome_column="quiz_score")
     return AnalysisInput(
         frame=frame,
         plan=plan,
-        reference_arm=str(plan.get("reference_arm") or next(iter(shape.arms), "")),
+        reference_arm=reference,
         outcomes=outcomes,
         arm_labels=dict(shape.arms),
         covariates=covariates,

@@ -580,12 +580,14 @@ def permutation_test(
     alternative: Alternative = "two-sided",
     outcome: str = "",
     groups: tuple[str, str] = ("x", "y"),
+    batch: int | None = None,
 ) -> Result:
     """Permutation test of mean(x) - mean(y) by re-randomizing arm labels.
 
     Exact (every split enumerated) when there are no more distinct splits than
     ``n_resamples``; otherwise Monte Carlo with p = (hits + 1) / (n_resamples + 1), and the
     two-sided p twice the smaller one-sided p (scipy's convention). No interval.
+    ``batch`` bounds how many resamples are held in memory at once (None: all of them).
     """
     a, b = _as_sample(x, groups[0]), _as_sample(y, groups[1])
     test = sps.permutation_test(
@@ -594,6 +596,7 @@ def permutation_test(
         permutation_type="independent",
         vectorized=True,
         n_resamples=n_resamples,
+        batch=batch,
         alternative=alternative,
         rng=rng,
     )
@@ -623,13 +626,17 @@ def bootstrap_mean_difference(
     method: Literal["BCa", "percentile", "basic"] = "BCa",
     outcome: str = "",
     groups: tuple[str, str] = ("x", "y"),
+    batch: int | None = None,
 ) -> Result:
-    """Bootstrap interval for mean(x) - mean(y), resampling within each arm. No p-value."""
+    """Bootstrap interval for mean(x) - mean(y), resampling within each arm. No p-value.
+
+    ``batch`` bounds how many resamples are held in memory at once (None: all of them)."""
     a, b = _as_sample(x, groups[0]), _as_sample(y, groups[1])
     boot = sps.bootstrap(
         (a, b),
         _mean_difference,
         n_resamples=n_resamples,
+        batch=batch,
         vectorized=True,
         paired=False,
         confidence_level=conf_level,

@@ -1,0 +1,429 @@
+"""CONSORT 2025 participant flow: counts from the participants frame, a table and an SVG.
+
+Pure (pandas only). The counts come from these participants-frame columns; missing ones get
+the neutral default in brackets, so a frame from elsewhere (a CSV) still gives a flow:
+``status`` ("completed"), ``eligible`` (true), ``screen_out_reasons`` ("; "-joined, ""),
+``arm`` (the arm key, empty if not allocated), ``arm_label`` (the key), ``allocated``
+(arm non-empty), ``received_intervention`` (allocated), ``lost_reason`` (""),
+``completed_trial`` (allocated), ``itt`` (allocated), ``per_protocol`` (itt),
+``per_protocol_exclusions`` ("; "-joined, "").
+
+Definitions (one row per person who opened the entry link):
+* assessed for eligibility: every row;
+* excluded: every row not allocated, split into declined consent (status ``declined``),
+  not meeting inclusion criteria (``screened_out`` or ``eligible`` false; each reason counted,
+  a person may have several) and other reasons (left or still in consent/screening);
+* per arm: allocated; received the allocated intervention; did not receive it (with the
+  reason the participant stopped); lost to follow-up or discontinued (allocated and did not
+  complete the trial, by reason; participants still in progress are counted as such);
+  analysed ITT (everyone allocated) and, if an outcome column is given, how many of them have
+  no value of it; per-protocol, with the rules each excluded participant failed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+from xml.sax.saxutils import escape
+
+import pandas as pd
+
+STAGES = ("Enrollment", "Allocation", "Follow-up", "Analysis")
+
+
+def _text(frame: pd.DataFrame, column: str, default: str = "") -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(default, index=frame.index, dtype="object")
+    return frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else v)
+
+
+def _flag(frame: pd.DataFrame, column: str, default: pd.Series) -> pd.Series:
+    """A boolean column read leniently (True/1/"true"/"yes"); missing values are false."""
+    if column not in frame.columns:
+        return default.astype(bool)
+    return frame[column].map(_truthy).astype(bool)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "y", "t")
+    if value is None or (isinstance(value, float) and value != value):
+        return False
+    try:
+        return bool(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_false(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("false", "0", "no", "n", "f")
+    if value is None or (isinstance(value, float) and value != value):
+        return False
+    return value is False or value == 0
+
+
+def _reasons(values: pd.Series) -> dict[str, int]:
+    counter: Counter[str] = Counter()
+    for value in values:
+        for part in str(value).split(";"):
+            reason = part.strip()
+            if reason:
+                counter[reason] += 1
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _single_reasons(values: pd.Series) -> dict[str, int]:
+    counter = Counter(str(v).strip() or "reason not recorded" for v in values)
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def consort_counts(
+    participants: pd.DataFrame,
+    *,
+    arm_order: Sequence[str] = (),
+    outcome_column: str | None = None,
+) -> dict[str, Any]:
+    """CONSORT flow counts (see the module docstring for the definitions).
+
+    ``arm_order`` lists arm keys in display order (the reference arm first, say); arms not
+    listed follow, sorted. ``outcome_column`` (e.g. ``quiz_score``) adds, per arm, how many
+    allocated participants have no value of the primary outcome.
+    """
+    frame = participants
+    arm = _text(frame, "arm").astype(str).str.strip()
+    has_arm = arm != ""
+    allocated = _flag(frame, "allocated", has_arm) & has_arm
+    status = _text(frame, "status", "completed").astype(str)
+    # Unknown eligibility (None: screening not finished) is not "not eligible".
+    ineligible = (
+        frame["eligible"].map(_is_false).astype(bool)
+        if "eligible" in frame.columns
+        else pd.Series(False, index=frame.index)
+    )
+    screened_out = (status == "screened_out") | ineligible
+    not_allocated = ~allocated
+    declined = not_allocated & (status == "declined")
+    not_eligible = not_allocated & ~declined & screened_out
+    other = not_allocated & ~declined & ~not_eligible
+    other_reason = status[other].map(
+        lambda s: {
+            "consenting": "left or still at consent",
+            "screening": "left or still at screening",
+            "unallocated": "no arm recorded",
+        }.get(s, f"not allocated (status {s or 'unknown'})")
+    )
+
+    received = _flag(frame, "received_intervention", allocated) & allocated
+    completed = _flag(frame, "completed_trial", allocated) & allocated
+    itt = _flag(frame, "itt", allocated) & allocated
+    per_protocol = _flag(frame, "per_protocol", itt) & itt
+    lost_reason = _text(frame, "lost_reason").astype(str).str.strip()
+    in_progress = status == "active"
+    lost_reason = lost_reason.where(
+        lost_reason != "", in_progress.map({True: "still in progress", False: ""})
+    )
+    exclusions = _text(frame, "per_protocol_exclusions").astype(str)
+    labels = _text(frame, "arm_label").astype(str)
+
+    present = sorted(set(arm[allocated]))
+    order = [a for a in arm_order if a in present] + [a for a in present if a not in arm_order]
+    arms = []
+    for key in order:
+        rows = allocated & (arm == key)
+        label_values = [v for v in labels[rows] if v]
+        entry: dict[str, Any] = {
+            "arm": key,
+            "label": label_values[0] if label_values else key,
+            "allocated": int(rows.sum()),
+            "received": int((rows & received).sum()),
+            "not_received": int((rows & ~received).sum()),
+            "not_received_reasons": _single_reasons(lost_reason[rows & ~received]),
+            "lost": int((rows & ~completed).sum()),
+            "lost_reasons": _single_reasons(lost_reason[rows & ~completed]),
+            "completed": int((rows & completed).sum()),
+            "analysed_itt": int((rows & itt).sum()),
+            "analysed_pp": int((rows & per_protocol).sum()),
+            "excluded_pp": int((rows & itt & ~per_protocol).sum()),
+            "excluded_pp_reasons": _reasons(exclusions[rows & itt & ~per_protocol]),
+        }
+        if outcome_column is not None and outcome_column in frame.columns:
+            missing = frame[outcome_column].isna() & rows & itt
+            entry["outcome_missing"] = int(missing.sum())
+        arms.append(entry)
+
+    return {
+        "assessed": len(frame),
+        "excluded": {
+            "total": int(not_allocated.sum()),
+            "declined": int(declined.sum()),
+            "not_eligible": int(not_eligible.sum()),
+            "not_eligible_reasons": _reasons(_text(frame, "screen_out_reasons")[not_eligible]),
+            "other": int(other.sum()),
+            "other_reasons": _single_reasons(other_reason),
+        },
+        "randomized": int(allocated.sum()),
+        "arms": arms,
+        "outcome_column": outcome_column,
+    }
+
+
+def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows ``{stage, item, total, arms: [per arm, in counts order]}`` (None = not per arm)."""
+    arms = counts["arms"]
+    excluded = counts["excluded"]
+    rows: list[dict[str, Any]] = [
+        {"stage": "Enrollment", "item": "Assessed for eligibility", "total": counts["assessed"]},
+        {"stage": "Enrollment", "item": "Excluded", "total": excluded["total"]},
+        {"stage": "Enrollment", "item": "  Declined to participate", "total": excluded["declined"]},
+        {
+            "stage": "Enrollment",
+            "item": "  Not meeting inclusion criteria",
+            "total": excluded["not_eligible"],
+        },
+    ]
+    rows += [
+        {"stage": "Enrollment", "item": f"    {reason}", "total": n}
+        for reason, n in excluded["not_eligible_reasons"].items()
+    ]
+    rows.append({"stage": "Enrollment", "item": "  Other reasons", "total": excluded["other"]})
+    rows += [
+        {"stage": "Enrollment", "item": f"    {reason}", "total": n}
+        for reason, n in excluded["other_reasons"].items()
+    ]
+    rows.append({"stage": "Enrollment", "item": "Randomized", "total": counts["randomized"]})
+
+    def per_arm(stage: str, item: str, key: str) -> dict[str, Any]:
+        values = [a.get(key) for a in arms]
+        total = sum(v for v in values if v is not None) if values else 0
+        return {"stage": stage, "item": item, "total": total, "arms": values}
+
+    def reasons(stage: str, key: str) -> list[dict[str, Any]]:
+        names = sorted({r for a in arms for r in a[key]})
+        return [
+            {
+                "stage": stage,
+                "item": f"    {name}",
+                "total": sum(a[key].get(name, 0) for a in arms),
+                "arms": [a[key].get(name, 0) for a in arms],
+            }
+            for name in names
+        ]
+
+    rows.append(per_arm("Allocation", "Allocated", "allocated"))
+    rows.append(per_arm("Allocation", "  Received allocated intervention", "received"))
+    rows.append(per_arm("Allocation", "  Did not receive allocated intervention", "not_received"))
+    rows += reasons("Allocation", "not_received_reasons")
+    rows.append(per_arm("Follow-up", "Lost to follow-up / discontinued", "lost"))
+    rows += reasons("Follow-up", "lost_reasons")
+    rows.append(per_arm("Analysis", "Analysed, intention to treat", "analysed_itt"))
+    if arms and "outcome_missing" in arms[0]:
+        rows.append(per_arm("Analysis", "  of whom primary outcome missing", "outcome_missing"))
+    rows.append(per_arm("Analysis", "Analysed, per protocol", "analysed_pp"))
+    rows.append(per_arm("Analysis", "  Excluded from per-protocol", "excluded_pp"))
+    rows += reasons("Analysis", "excluded_pp_reasons")
+    for row in rows:
+        row.setdefault("arms", None)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# The flow diagram
+# --------------------------------------------------------------------------------------------
+
+_LINE = 15  # px per text line
+_PAD = 8
+_FONT = "font-family:Helvetica,Arial,sans-serif;font-size:12px"
+
+
+def _reason_lines(reasons: dict[str, int], limit: int = 6) -> list[str]:
+    items = list(reasons.items())
+    lines = [f"   • {_shorten(reason)} (n={n})" for reason, n in items[:limit]]
+    if len(items) > limit:
+        lines.append(
+            f"   • {len(items) - limit} more reasons (n={sum(n for _, n in items[limit:])})"
+        )
+    return lines
+
+
+def _text_width(lines: Sequence[str]) -> float:
+    """Roughly how wide the lines are at 12px Helvetica (the first line is bold)."""
+    widest = max((len(line) * (7.4 if i == 0 else 6.7) for i, line in enumerate(lines)), default=0)
+    return widest + 2 * _PAD
+
+
+def _shorten(text: str, width: int = 34) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _Canvas:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def box(self, x: float, y: float, width: float, lines: Sequence[str]) -> float:
+        """Draw a box whose top-left is (x, y); return its height."""
+        height = _PAD * 2 + _LINE * len(lines)
+        self.parts.append(
+            f'<rect x="{x:g}" y="{y:g}" width="{width:g}" height="{height:g}" '
+            'fill="#ffffff" stroke="#333333" stroke-width="1"/>'
+        )
+        for i, line in enumerate(lines):
+            weight = ' font-weight="bold"' if i == 0 else ""
+            self.parts.append(
+                f'<text x="{x + _PAD:g}" y="{y + _PAD + _LINE * (i + 1) - 4:g}"'
+                f'{weight} xml:space="preserve">{escape(line)}</text>'
+            )
+        return height
+
+    def arrow(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        self.parts.append(
+            f'<line x1="{x1:g}" y1="{y1:g}" x2="{x2:g}" y2="{y2:g}" stroke="#333333" '
+            'stroke-width="1" marker-end="url(#consort-arrow)"/>'
+        )
+
+    def band(self, y: float, height: float, label: str, width: float) -> None:
+        self.parts.append(
+            f'<rect x="0" y="{y:g}" width="{width:g}" height="{height:g}" fill="#dbe7f3" '
+            'stroke="none" rx="3"/>'
+        )
+        self.parts.append(
+            f'<text x="{width / 2:g}" y="{y + height / 2 + 4:g}" text-anchor="middle" '
+            f'font-weight="bold">{escape(label)}</text>'
+        )
+
+
+def consort_svg(counts: dict[str, Any]) -> str:
+    """The CONSORT 2025 flow diagram as SVG text: enrollment, allocation, follow-up and
+    analysis boxes, one column per arm."""
+    arms = counts["arms"] or [
+        {
+            "arm": "",
+            "label": "(no arm)",
+            "allocated": 0,
+            "received": 0,
+            "not_received": 0,
+            "not_received_reasons": {},
+            "lost": 0,
+            "lost_reasons": {},
+            "analysed_itt": 0,
+            "analysed_pp": 0,
+            "excluded_pp": 0,
+            "excluded_pp_reasons": {},
+        }
+    ]
+    gap, band_width = 20.0, 110.0
+    left = band_width + gap
+    stage_boxes: list[list[list[str]]] = [
+        [
+            [
+                f"Allocated to {_shorten(a['label'], 28)} (n = {a['allocated']})",
+                f"  Received allocated intervention (n = {a['received']})",
+                f"  Did not receive it (n = {a['not_received']})",
+                *_reason_lines(a["not_received_reasons"]),
+            ]
+            for a in arms
+        ],
+        [
+            [
+                f"Lost to follow-up / discontinued (n = {a['lost']})",
+                *_reason_lines(a["lost_reasons"]),
+            ]
+            for a in arms
+        ],
+        [
+            [
+                f"Analysed, ITT (n = {a['analysed_itt']})",
+                *(
+                    [f"  primary outcome missing (n = {a['outcome_missing']})"]
+                    if "outcome_missing" in a
+                    else []
+                ),
+                f"Analysed, per protocol (n = {a['analysed_pp']})",
+                f"  Excluded from per-protocol (n = {a['excluded_pp']})",
+                *_reason_lines(a["excluded_pp_reasons"]),
+            ]
+            for a in arms
+        ],
+    ]
+    column = max(240.0, *(_text_width(lines) for boxes in stage_boxes for lines in boxes))
+    width = left + len(arms) * column + (len(arms) - 1) * gap + gap
+    width = max(width, left + 2 * column + 2 * gap)
+    canvas = _Canvas()
+    layers: list[tuple[str, float, float]] = []  # bands are drawn behind the boxes
+
+    excluded = counts["excluded"]
+    center = left + (width - left - gap) / 2
+    y = 10.0
+    assessed_w = 200.0
+    assessed_h = canvas.box(
+        center - assessed_w / 2,
+        y,
+        assessed_w,
+        ["Assessed for eligibility", f"n = {counts['assessed']}"],
+    )
+    exclusion_lines = [
+        f"Excluded (n = {excluded['total']})",
+        f"  Declined to participate (n = {excluded['declined']})",
+        f"  Not meeting inclusion criteria (n = {excluded['not_eligible']})",
+        *_reason_lines(excluded["not_eligible_reasons"]),
+        f"  Other reasons (n = {excluded['other']})",
+        *_reason_lines(excluded["other_reasons"]),
+    ]
+    excl_x = center + 40
+    excl_w = max(width - excl_x - gap, _text_width(exclusion_lines))
+    width = max(width, excl_x + excl_w + gap)
+    excl_y = y + assessed_h + 20
+    excl_h = canvas.box(excl_x, excl_y, excl_w, exclusion_lines)
+    side_y = excl_y + excl_h / 2
+    rand_y = excl_y + excl_h + 20
+    canvas.arrow(center, y + assessed_h, center, rand_y)
+    canvas.parts.append(
+        f'<line x1="{center:g}" y1="{side_y:g}" x2="{excl_x:g}" y2="{side_y:g}" '
+        'stroke="#333333" stroke-width="1" marker-end="url(#consort-arrow)"/>'
+    )
+    rand_h = canvas.box(center - 100, rand_y, 200, ["Randomized", f"n = {counts['randomized']}"])
+    enrollment_bottom = rand_y + rand_h
+    layers.append(("Enrollment", 0.0, enrollment_bottom + 10))
+
+    def column_x(i: int) -> float:
+        return left + i * (column + gap)
+
+    y = enrollment_bottom + 30
+    previous_bottom = [enrollment_bottom] * len(arms)
+    for stage, boxes in zip(STAGES[1:], stage_boxes, strict=True):
+        top = y
+        heights = []
+        for i, lines in enumerate(boxes):
+            x = column_x(i)
+            if stage == "Allocation":
+                # From the randomization box down to each arm.
+                canvas.parts.append(
+                    f'<polyline points="{center:g},{enrollment_bottom:g} {center:g},'
+                    f"{enrollment_bottom + 15:g} {x + column / 2:g},{enrollment_bottom + 15:g} "
+                    f'{x + column / 2:g},{y:g}" fill="none" stroke="#333333" stroke-width="1" '
+                    'marker-end="url(#consort-arrow)"/>'
+                )
+            else:
+                canvas.arrow(x + column / 2, previous_bottom[i], x + column / 2, y)
+            heights.append(canvas.box(x, y, column, lines))
+        bottom = y + max(heights)
+        previous_bottom = [y + h for h in heights]
+        layers.append((stage, top - 8, bottom + 8))
+        y = bottom + 30
+
+    height = y
+    bands = _Canvas()
+    for label, top, bottom in layers:
+        bands.band(top, bottom - top, label, band_width)
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:g}" height="{height:g}" '
+        f'viewBox="0 0 {width:g} {height:g}" role="img" aria-label="CONSORT flow diagram" '
+        f'style="{_FONT}">'
+        '<defs><marker id="consort-arrow" viewBox="0 0 10 10" refX="10" refY="5" '
+        'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+        '<path d="M 0 0 L 10 5 L 0 10 z" fill="#333333"/></marker></defs>'
+        + "".join(bands.parts)
+        + "".join(canvas.parts)
+        + "</svg>"
+    )

@@ -1,0 +1,109 @@
+"""``python manage.py analyze SLUG`` or ``analyze --csv data.csv --mapping mapping.toml``:
+run the analysis plan and write the HTML report and/or the JSON results."""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from analysis.analyze import AnalysisError, run_analysis
+from analysis.inputs import AnalysisInput
+
+
+class Command(BaseCommand):
+    help = (
+        "Analyse a trial (SLUG) or a CSV described by a mapping file (--csv, --mapping); "
+        "write the report (--out) and the results as JSON (--json)."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("slug", nargs="?", help="trial slug (or use --csv and --mapping)")
+        parser.add_argument(
+            "--trial-version",
+            type=int,
+            dest="trial_version",
+            help="trial version (default: the live one, else the newest)",
+        )
+        parser.add_argument("--csv", help="a CSV file with one row per participant")
+        parser.add_argument("--mapping", help="the TOML mapping file that describes --csv")
+        parser.add_argument("--out", help="write the self-contained HTML report here")
+        parser.add_argument("--json", dest="json_path", help="write the results JSON here")
+        parser.add_argument(
+            "--seed", type=int, default=0, help="seed of permutation and bootstrap (default 0)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        slug, csv_path, mapping_path = options["slug"], options["csv"], options["mapping"]
+        if slug and (csv_path or mapping_path):
+            raise CommandError("give either a trial SLUG or --csv with --mapping, not both")
+        if csv_path and not mapping_path:
+            raise CommandError("--csv needs --mapping (the TOML file that describes the CSV)")
+        if mapping_path and not csv_path:
+            raise CommandError("--mapping needs --csv (the data file it describes)")
+        if not slug and not csv_path:
+            raise CommandError("give a trial SLUG, or --csv data.csv --mapping mapping.toml")
+        inp = (
+            self._from_csv(csv_path, mapping_path)
+            if csv_path
+            else self._from_trial(slug, options["trial_version"])
+        )
+        try:
+            results = run_analysis(inp, seed=options["seed"])
+        except AnalysisError as exc:
+            raise CommandError(str(exc)) from None
+
+        if options["json_path"]:
+            text = json.dumps(results.to_json(), indent=2, allow_nan=False)
+            self._write(options["json_path"], text + "\n", "results")
+        if options["out"]:
+            from analysis.report import render_report
+
+            html = render_report(inp, results, self_contained=True)
+            self._write(options["out"], html, "report")
+        for deviation in results.deviations:
+            self.stdout.write(self.style.WARNING(f"note: {deviation.message}"))
+        from analysis.report import summary_sentences
+
+        for sentence in summary_sentences(results):
+            self.stdout.write(sentence)
+        if not options["json_path"] and not options["out"]:
+            self.stdout.write("(nothing written: add --out report.html and/or --json results.json)")
+
+    def _write(self, path: str, text: str, what: str) -> None:
+        target = Path(path)
+        try:
+            target.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CommandError(f"cannot write the {what} to {path}: {exc.strerror}") from None
+        self.stdout.write(self.style.SUCCESS(f"wrote {what} to {path}"))
+
+    def _from_csv(self, csv_path: str, mapping_path: str) -> AnalysisInput:
+        from analysis.mapping import MappingError, csv_analysis_input, load_mapping
+
+        try:
+            return csv_analysis_input(csv_path, load_mapping(mapping_path))
+        except MappingError as exc:
+            raise CommandError(str(exc)) from None
+
+    def _from_trial(self, slug: str, version: int | None) -> AnalysisInput:
+        from trials.models import Trial
+
+        trials = Trial.objects.filter(slug=slug)
+        if version is not None:
+            trials = trials.filter(version=version)
+        trial = (
+            trials.filter(status=Trial.Status.LIVE).first() or trials.order_by("-version").first()
+        )
+        if trial is None:
+            known = ", ".join(sorted(set(Trial.objects.values_list("slug", flat=True)))) or "none"
+            which = f"{slug} v{version}" if version is not None else slug
+            raise CommandError(f"no trial {which!r} (trials: {known})")
+        try:
+            from analysis.datasets import analysis_input
+        except ImportError as exc:
+            raise CommandError(f"trial analysis is not available: {exc}") from None
+        return analysis_input(trial)

@@ -1,0 +1,97 @@
+"""The report page and the results JSON of a trial, for experimenters and statisticians.
+
+``/analysis/<slug>/report/`` (``?download=1``: the self-contained file as an attachment) and
+``/analysis/<slug>/results.json``; ``?version=N`` picks a version, else the live one, else the
+newest. Graders and others get 403; anonymous users go to the login page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+
+from analysis.analyze import AnalysisError, AnalysisResults, run_analysis
+from analysis.inputs import AnalysisInput
+from trials.models import Trial
+from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
+
+View = Callable[..., HttpResponse]
+
+
+def analyst_required(view: View) -> View:
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not has_role(request.user, EXPERIMENTER, STATISTICIAN):
+            return render(request, "manage/forbidden.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _trial(slug: str, version: str | None) -> Trial:
+    trials = Trial.objects.filter(slug=slug)
+    if version:
+        if not version.isdigit():
+            raise Http404("version must be a number")
+        trials = trials.filter(version=int(version))
+    trial = trials.filter(status=Trial.Status.LIVE).first() or trials.order_by("-version").first()
+    if trial is None:
+        raise Http404("no such trial")
+    return trial
+
+
+def _analyse(request: HttpRequest, slug: str) -> tuple[Trial, AnalysisInput, AnalysisResults]:
+    from analysis.datasets import analysis_input  # the lead's module; imported when used
+
+    trial = _trial(slug, request.GET.get("version"))
+    inp = analysis_input(trial)
+    return trial, inp, run_analysis(inp, seed=0)
+
+
+@analyst_required
+def report_view(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        trial, inp, results = _analyse(request, slug)
+    except AnalysisError as exc:
+        return render(
+            request, "analysis/unavailable.html", {"slug": slug, "message": str(exc)}, status=409
+        )
+    from analysis.report import render_report
+
+    if request.GET.get("download"):
+        html = render_report(inp, results, self_contained=True)
+        response = HttpResponse(html, content_type="text/html; charset=utf-8")
+        filename = f"{trial.slug}-v{trial.version}-report.html"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    query = f"?version={trial.version}"
+    links = [
+        ("Download (self-contained HTML)", f"{query}&download=1"),
+        ("Results as JSON", reverse("analysis:results", args=[trial.slug]) + query),
+        (
+            "Trial dashboard",
+            reverse("manage:trial_detail", args=[trial.slug, trial.version]),
+        ),
+    ]
+    return HttpResponse(render_report(inp, results, self_contained=False, links=links))
+
+
+@analyst_required
+def results_view(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        _, _, results = _analyse(request, slug)
+    except AnalysisError as exc:
+        return JsonResponse({"error": str(exc)}, status=409)
+    return HttpResponse(
+        json.dumps(results.to_json(), allow_nan=False),
+        content_type="application/json",
+    )

@@ -1,0 +1,261 @@
+"""CSV + mapping file -> AnalysisInput, and every kind of bad input named by file, field and
+line (TOML) or column and line (CSV)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.mapping import MappingError, csv_analysis_input, load_mapping
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+MAPPING = """\
+title = "Small study"
+
+[data]
+filter = "include == 1"
+baseline = ["years"]
+per_protocol = "pp"
+
+[arms]
+column = "group"
+reference = "control"
+labels = { ai = "AI", control = "Control" }
+
+[outcomes.quiz_score]
+column = "score"
+max_points = 20
+
+[outcomes.completion_time]
+type = "time"
+column = "minutes"
+limit = 30
+censored = "at_limit"
+
+[outcomes.category_scores]
+type = "categories"
+debugging = { column = "debug", max_points = 10 }
+reading = "reading"
+
+[covariates]
+years = "years"
+
+[plan]
+primary = "quiz_score"
+secondary = ["completion_time", { outcome = "category_scores", description = "By category" }]
+covariates = ["years"]
+"""
+
+CSV = """\
+id,group,include,score,minutes,debug,reading,years,pp
+1,ai,1,12,20.5,5,4,3,1
+2,control,1,15,30,6,7,5,yes
+3,ai,1,9,30,3,4,2,0
+4,control,1,16,12.0,7,6,8,true
+5,ai,0,2,3,1,1,1,1
+6,control,1,18,25,8,6,,1
+7,ai,1,11,18,4,5,4,1
+8,control,1,14,29,6,5,6,0
+"""
+
+
+def write(tmp_path: Path, mapping: str = MAPPING, csv: str = CSV) -> tuple[Path, Path]:
+    (tmp_path / "mapping.toml").write_text(mapping, encoding="utf-8")
+    (tmp_path / "data.csv").write_text(csv, encoding="utf-8")
+    return tmp_path / "mapping.toml", tmp_path / "data.csv"
+
+
+def error(tmp_path: Path, mapping: str = MAPPING, csv: str = CSV) -> str:
+    mapping_path, csv_path = write(tmp_path, mapping, csv)
+    with pytest.raises(MappingError) as caught:
+        csv_analysis_input(csv_path, load_mapping(mapping_path))
+    return str(caught.value)
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_csv_becomes_an_analysis_input(tmp_path: Path) -> None:
+    mapping_path, csv_path = write(tmp_path)
+    inp = csv_analysis_input(csv_path, load_mapping(mapping_path))
+    assert len(inp.frame) == 7  # row 5 is filtered out
+    assert inp.reference_arm == "control"
+    assert inp.arm_labels == {"ai": "AI", "control": "Control"}
+    assert inp.frame["score"].tolist() == [12, 15, 9, 16, 18, 11, 14]
+    assert np.isnan(inp.frame["years"].iloc[4])  # blank is missing
+    assert inp.frame["per_protocol"].tolist() == [True, True, False, True, True, True, False]
+    time = inp.outcomes["completion_time"]
+    assert (time.kind, time.limit) == ("time", 30)
+    assert inp.frame[time.censored_column].tolist() == [
+        False, True, True, False, False, False, False,
+    ]  # fmt: skip
+    categories = inp.outcomes["category_scores"].categories
+    assert categories["debugging"].max_points == 10
+    assert categories["reading"].column == "reading"
+    assert inp.plan["primary"] == {"outcome": "quiz_score"}
+    assert inp.plan["secondary"][1]["description"] == "By category"
+    assert inp.covariates == {"years": "years"}
+    assert inp.meta["source"] == "csv"
+    assert len(inp.meta["snapshot"]["sha256"]) == 64
+    assert inp.consort is not None
+    assert inp.consort["assessed"] == 8
+    assert inp.consort["excluded"]["not_eligible_reasons"] == {
+        "excluded by the row filter (include == 1)": 1
+    }
+    assert [a["analysed_pp"] for a in inp.consort["arms"]] == [3, 2]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        ('censored = { column = "timed_out" }', [False, True, True, False, False, False, False]),
+        (
+            'censored = { completed_column = "done" }',
+            [False, True, False, False, False, False, False],
+        ),
+        ('censored = "none"', [False] * 7),
+    ],
+)
+def test_censoring_rules(tmp_path: Path, rule: str, expected: list[bool]) -> None:
+    csv = CSV.replace("years,pp", "years,pp,timed_out,done")
+    flags = ["0,1", "1,0", "1,0", "0,1", "0,1", "0,1", "0,1", "0,1"]
+    lines = csv.splitlines()
+    csv = "\n".join([lines[0]] + [f"{row},{f}" for row, f in zip(lines[1:], flags, strict=True)])
+    mapping = MAPPING.replace('censored = "at_limit"', rule)
+    if "done" in rule:  # row 3 finished after all: tells the two columns apart
+        csv = csv.replace("3,ai,1,9,30,3,4,2,0,1,0", "3,ai,1,9,30,3,4,2,0,1,1")
+    mapping_path, csv_path = write(tmp_path, mapping, csv + "\n")
+    inp = csv_analysis_input(csv_path, load_mapping(mapping_path))
+    column = inp.outcomes["completion_time"].censored_column
+    assert inp.frame[column].tolist() == expected
+
+
+def test_table_filter_and_string_arms(tmp_path: Path) -> None:
+    mapping = MAPPING.replace(
+        'filter = "include == 1"', 'filter = { column = "group", in = ["ai", "control"] }'
+    )
+    mapping_path, csv_path = write(tmp_path, mapping)
+    assert len(csv_analysis_input(csv_path, load_mapping(mapping_path)).frame) == 8
+
+
+def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
+    broken = MAPPING.replace("max_points = 20", "max_points = = 20")
+    message = error(tmp_path, broken)
+    assert message.startswith(f"{tmp_path / 'mapping.toml'}:{line_of(broken, 'max_points = =')}:")
+    assert "invalid TOML" in message
+
+
+def test_wrong_type_names_file_line_and_field(tmp_path: Path) -> None:
+    bad = MAPPING.replace("max_points = 20", 'max_points = "twenty"')
+    message = error(tmp_path, bad)
+    line = line_of(bad, '"twenty"')
+    assert message == (
+        f"{tmp_path / 'mapping.toml'}:{line}: outcomes.quiz_score.max_points: "
+        "must be a positive number"
+    )
+
+
+def test_every_mapping_problem_is_listed(tmp_path: Path) -> None:
+    bad = MAPPING.replace('reference = "control"', "referense = 1").replace(
+        'primary = "quiz_score"', 'primary = "quiz"'
+    )
+    bad = bad.replace("debugging = { column", "debugging = { colum")
+    lines = error(tmp_path, bad).splitlines()
+    path = tmp_path / "mapping.toml"
+    assert f"{path}:{line_of(bad, 'referense')}: arms.referense: unknown key" in lines[0]
+    assert any(
+        f"{path}:{line_of(bad, 'colum =')}: outcomes.category_scores.debugging.colum: unknown key"
+        in line
+        for line in lines
+    )
+    assert any("arms.reference: required" in line for line in lines)
+    assert any(
+        re.match(rf"{re.escape(str(path))}:\d+: plan.primary: outcome 'quiz' is not defined", line)
+        for line in lines
+    )
+
+
+def test_unsafe_or_unreadable_filter_is_refused(tmp_path: Path) -> None:
+    bad = MAPPING.replace('"include == 1"', "\"__import__('os').system('true')\"")
+    message = error(tmp_path, bad)
+    assert f":{line_of(bad, '__import__')}: data.filter: cannot read" in message
+
+
+def test_missing_csv_column_lists_the_columns(tmp_path: Path) -> None:
+    bad = MAPPING.replace('column = "group"', 'column = "arm"')
+    message = error(tmp_path, bad)
+    line = line_of(bad, 'column = "arm"')
+    assert message == (
+        f"{tmp_path / 'mapping.toml'}:{line}: arms.column: "
+        f"column 'arm' not found in {tmp_path / 'data.csv'} "
+        "(columns: id, group, include, score, minutes, debug, reading, years, pp)"
+    )
+
+
+def test_non_numeric_value_names_the_csv_line_and_column(tmp_path: Path) -> None:
+    csv = CSV.replace("4,control,1,16,12.0", "4,control,1,sixteen,12.0")
+    message = error(tmp_path, csv=csv)
+    assert message == f"{tmp_path / 'data.csv'}:5: column 'score': 'sixteen' is not a number"
+
+
+def test_bad_flag_value_names_the_csv_line(tmp_path: Path) -> None:
+    csv = CSV.replace("7,6,8,true", "7,6,8,maybe")
+    assert error(tmp_path, csv=csv) == (
+        f"{tmp_path / 'data.csv'}:5: column 'pp': 'maybe' is not true/false, 1/0 or yes/no"
+    )
+
+
+def test_reference_arm_must_be_in_the_data(tmp_path: Path) -> None:
+    bad = MAPPING.replace('reference = "control"', 'reference = "placebo"')
+    message = error(tmp_path, bad)
+    assert "arms.reference: reference arm 'placebo' not found in column 'group'" in message
+    assert "(values: ai, control)" in message
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(MappingError, match=r"nowhere\.toml: file not found"):
+        load_mapping(tmp_path / "nowhere.toml")
+    mapping_path, _ = write(tmp_path)
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(MappingError, match=r"empty\.csv: the file is empty"):
+        csv_analysis_input(tmp_path / "empty.csv", load_mapping(mapping_path))
+    (tmp_path / "latin.csv").write_bytes("group,score\nk\xe4se,1\n".encode("latin-1"))
+    with pytest.raises(MappingError, match=r"latin\.csv: not UTF-8"):
+        csv_analysis_input(tmp_path / "latin.csv", load_mapping(mapping_path))
+
+
+def test_the_shipped_example_is_valid_and_matches_its_generator() -> None:
+    mapping = load_mapping(EXAMPLES / "external_mapping.toml")
+    inp = csv_analysis_input(EXAMPLES / "external_study.csv", mapping)
+    assert len(inp.frame) == 52
+    assert inp.frame["arm"].value_counts().to_dict() == {"ai": 26, "control": 26}
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_external_example", EXAMPLES / "make_external_example.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    regenerated = pd.DataFrame(module.rows()).astype(str)
+    shipped = pd.read_csv(EXAMPLES / "external_study.csv", dtype=str)
+    pd.testing.assert_frame_equal(regenerated, shipped)
+
+
+def test_docstring_format_example_parses(tmp_path: Path) -> None:
+    import analysis.mapping
+
+    doc = analysis.mapping.__doc__ or ""
+    block = doc[doc.index('title = "..."') : doc.index("\n\nNo expression")]
+    text = textwrap.dedent("    " + block)
+    (tmp_path / "doc.toml").write_text(text, encoding="utf-8")
+    mapping = load_mapping(tmp_path / "doc.toml")
+    assert mapping.reference_arm == "control"
+    assert mapping.row_filter is not None and mapping.row_filter.op == "=="
