@@ -94,6 +94,12 @@ def fmt_p(value: float | None) -> str:
     return f"{value:.3f}"
 
 
+def p_phrase(value: float | None, name: str = "p") -> str:
+    """``p = 0.012`` or ``p < 0.001``, for sentences."""
+    text = fmt_p(value)
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
+
+
 def fmt_ci(low: float, high: float, digits: int = 2) -> str:
     if math.isnan(low) and math.isnan(high):
         return DASH
@@ -302,7 +308,7 @@ def _headline(
             r = item.result
             parts.append(
                 f"{outcome_label(r.outcome).split(': ', 1)[-1]} "
-                f"{fmt(r.estimate, 1)} (Holm p {fmt_p(r.adjusted_p)})"
+                f"{fmt(r.estimate, 1)} ({p_phrase(r.adjusted_p, 'Holm p')})"
             )
         if not parts:
             return ""
@@ -332,7 +338,7 @@ def _headline(
             f"{label}: the {arm} arm was {fmt(abs(r.estimate), digits)} {unit} {direction} "
             f"than the {ref} arm{percent} (95% CI of the difference "
             f"{fmt_ci(r.ci_low, r.ci_high, digits)}; "
-            f"{effect}Welch t-test p = {fmt_p(r.p_value)}; intention to treat, n = {r.n})."
+            f"{effect}Welch t-test {p_phrase(r.p_value)}; intention to treat, n = {r.n})."
         )
     if spec.kind == "time":
         medians = {
@@ -350,13 +356,13 @@ def _headline(
         return (
             f"{label}: Kaplan-Meier median {median_text} {spec.unit or 'minutes'}; hazard "
             f"ratio of finishing {arm} vs {ref} {fmt(r.estimate)} (95% CI "
-            f"{fmt_ci(r.ci_low, r.ci_high)}; p = {fmt_p(r.p_value)}; above 1 means {arm} "
+            f"{fmt_ci(r.ci_low, r.ci_high)}; {p_phrase(r.p_value)}; above 1 means {arm} "
             f"finished sooner); {censored} of {total} did not finish within the limit."
         )
     if spec.kind == "binary":
         return (
             f"{label}: difference in proportions {arm} {MINUS} {ref} {fmt(r.estimate, 3)} "
-            f"(95% CI {fmt_ci(r.ci_low, r.ci_high, 3)}; Fisher p = {fmt_p(r.p_value)})."
+            f"(95% CI {fmt_ci(r.ci_low, r.ci_high, 3)}; Fisher {p_phrase(r.p_value)})."
         )
     return ""
 
