@@ -53,7 +53,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff format --check .
 
 typecheck: setup-dev
-	$(VENV)/bin/mypy skilltrial trials quizzes analysis
+	$(VENV)/bin/mypy skilltrial trials quizzes analysis api
 
 pytest: setup-dev frontend/dist/task.js
 	$(PY) -m pytest
@@ -66,6 +66,8 @@ test: lint typecheck jstest pytest
 bench: setup-dev
 	$(PY) bench/bench_enroll.py
 	$(PY) bench/bench_runner.py studies/trio-skill-formation/tasks/*/solution.py
+	$(PY) bench/bench_data.py
+	$(PY) bench/bench_analysis.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache frontend/node_modules frontend/dist

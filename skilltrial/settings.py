@@ -30,9 +30,11 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
     "trials",
     "quizzes",
     "analysis",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -123,11 +125,35 @@ if env_bool("SECURE_SSL_REDIRECT", False):
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REST_FRAMEWORK = {
+    # Token first: an anonymous request then gets 401 with "WWW-Authenticate: Token" (the
+    # first class names the challenge); browsers still use their login session.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.IdCursorPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "skilltrial API",
+    "DESCRIPTION": (
+        "Read-only access to trials, participants (de-identified), allocations, events, quiz "
+        "items, tidy data sets, export bundles and analysis results. Authenticate with a token "
+        "(`Authorization: Token <key>`; create one with `manage.py drf_create_token USER`) or "
+        "a login session. Experimenters and statisticians may read; graders may not."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "ENUM_NAME_OVERRIDES": {
+        "TrialStatusEnum": "trials.models.Trial.Status",
+        "ParticipantStatusEnum": "trials.models.Participant.Status",
+        "StageTypeEnum": "trials.models.Stage.Type",
+        "ItemStatusEnum": "quizzes.models.ItemResponse.Status",
+    },
 }
 
 LOGGING = {
