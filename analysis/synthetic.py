@@ -2158,8 +2158,32 @@ def synthesize_trial(
             with transaction.atomic():
                 events = _write(rows)
             written(count, rows, events)
+    _refresh_planner_statistics()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _refresh_planner_statistics() -> None:
+    """After a bulk load the query planner still believes the tables are nearly empty and
+    picks nested loops over millions of events (minutes instead of a second for the data
+    sets); autovacuum would catch up only later. ANALYZE the tables written to."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return
+    models_written = (
+        Participant,
+        Allocation,
+        StageRecord,
+        TaskState,
+        CodeSnapshot,
+        CodeRun,
+        Event,
+        AssistantTurn,
+        QuizAttempt,
+        ItemResponse,
+    )
+    with connection.cursor() as cursor:
+        for model in models_written:
+            cursor.execute(f'ANALYZE "{model._meta.db_table}"')
 
 
 def _write_in_background(
