@@ -1,0 +1,711 @@
+"""The events of a trial in the ProgSnap2 format (specification version 6, CSPLICE), for
+programming-process researchers: ``MainTable.csv`` (one row per event), the code states
+(``CodeStates/CodeStates.csv``, CodeStateRepresentation ``Table``) and
+``DatasetMetadata.csv``, plus a README that defines our ``X-`` event types and columns.
+
+Mapping decisions (the spec asks for built-in event types where they fit and ``X-`` types
+otherwise, documented with the data):
+
+- ``edit`` (a window of editor changes) -> ``File.Edit`` with an ``EditType``. Its code state
+  was not recorded, so ``CodeStateID`` is empty, as the spec asks ("changed but not
+  recorded").
+- ``snapshot`` (the whole code, sent by the editor) -> ``File.Save`` with the code state;
+  ``EventInitiator`` ``ToolTimedEvent`` for periodic snapshots, the spec's own example of an
+  automatic save. (Not ``File.Edit``: the edits themselves are already ``File.Edit`` rows, so
+  counting File.Edit events would count them twice.)
+- a server ``run`` -> ``Run.Program`` (``ExecutionResult`` Success / Error / Timeout); a server
+  ``check`` (the hidden tests) -> ``Submit`` with ``Score`` = share of tests passed. Both point
+  at the exact code run. The browser's own logs of the same clicks are ``X-Client.Run`` /
+  ``X-Client.Check`` so that nothing is counted twice.
+- ``assistant_response`` -> ``Intervention`` (category ``X-AI.Response``, the reply as
+  ``InterventionMessage``); ``assistant_request`` -> ``X-AI.Request``; errors and refusals
+  ``X-AI.Error`` / ``X-AI.Refused``. A response's ``ParentEventID`` is its request.
+- ``paste``/``copy`` -> ``X-Paste``/``X-Copy`` (annotations: the paste's text also arrives as a
+  ``File.Edit``); stages -> ``X-Stage.Enter``/``X-Stage.Leave``; any other type ``t`` -> ``X-t``.
+
+Code state ids are the SHA-256 of the code (UTF-8), so they equal ``code_sha256`` in the
+events data set and resolve without a lookup table. The export never fails on an event type
+or payload it does not know.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import PurePosixPath
+from typing import IO, Any
+
+import pandas as pd
+
+from analysis.datasets import Column, iter_dataset_chunks
+from analysis.exports import (
+    CHUNK_ROWS,
+    BundleEntry,
+    RowCounter,
+    csv_encode,
+    neutralise,
+)
+from trials.models import CodeSnapshot, Trial
+
+SPEC_VERSION = "6"
+MAIN_TABLE = "MainTable"
+CODE_STATES = "CodeStates"
+METADATA = "DatasetMetadata"
+TIMEZONE = "+0000"
+READ_BLOCK = 1024 * 1024
+
+CounterFor = Callable[[str], RowCounter]
+RowsOf = Callable[[str], Callable[[], int]]
+
+# (our event type, origin or "" for any) -> ProgSnap2 EventType
+EVENT_TYPES: dict[tuple[str, str], str] = {
+    ("edit", ""): "File.Edit",
+    ("snapshot", ""): "File.Save",
+    ("run", "server"): "Run.Program",
+    ("check", "server"): "Submit",
+    ("run", "client"): "X-Client.Run",
+    ("check", "client"): "X-Client.Check",
+    ("task_completed", ""): "X-Task.Completed",
+    ("task_submitted", ""): "X-Task.Submitted",
+    ("assistant_request", ""): "X-AI.Request",
+    ("assistant_response", ""): "Intervention",
+    ("assistant_error", ""): "X-AI.Error",
+    ("assistant_refused", ""): "X-AI.Refused",
+    ("paste", ""): "X-Paste",
+    ("copy", ""): "X-Copy",
+    ("stage_entered", ""): "X-Stage.Enter",
+    ("stage_left", ""): "X-Stage.Leave",
+    ("stage_view", ""): "X-Stage.View",
+    ("focus", ""): "X-Focus",
+    ("blur", ""): "X-Blur",
+    ("visibility", ""): "X-Visibility",
+    ("idle", ""): "X-Idle",
+}
+
+EVENT_NOTES: list[tuple[str, str, str]] = [
+    (
+        "edit",
+        "File.Edit",
+        "A window of editor changes (`X-Payload.changes`: [from, to, text]); "
+        "CodeStateID empty (not recorded at that moment); EditType Insert / Delete / Replace / "
+        "Paste / Undo / Redo / GenericEdit",
+    ),
+    (
+        "snapshot",
+        "File.Save",
+        "The whole code sent by the editor (periodically, on blur, before "
+        "a run); CodeStateID set; EventInitiator ToolTimedEvent when periodic",
+    ),
+    (
+        "run (server)",
+        "Run.Program",
+        "The program was run in the sandbox; CodeStateID = the code "
+        "run; ExecutionID = run id; ExecutionResult Success / Error / Timeout (X-Busy: the "
+        "runner was busy)",
+    ),
+    (
+        "check (server)",
+        "Submit",
+        "The code was checked against the task's hidden tests; Score = "
+        "tests passed / tests run; ExecutionResult Success (all passed) / TestFailed / Error / "
+        "Timeout",
+    ),
+    (
+        "run, check (client)",
+        "X-Client.Run, X-Client.Check",
+        "The browser's record of the same click, with its round-trip time; not a second execution",
+    ),
+    (
+        "task_completed",
+        "X-Task.Completed",
+        "First check in which every hidden test passed (ParentEventID: that Submit)",
+    ),
+    ("task_submitted", "X-Task.Submitted", "The task was handed in with its stage (no tests run)"),
+    ("assistant_request", "X-AI.Request", "A question to the AI assistant (X-Payload.question)"),
+    (
+        "assistant_response",
+        "Intervention",
+        "The assistant's reply: InterventionCategory "
+        "X-AI.Response, InterventionType = its status, InterventionMessage = the reply; "
+        "ParentEventID = the request",
+    ),
+    (
+        "assistant_error",
+        "X-AI.Error",
+        "The assistant's provider failed (ParentEventID = the request)",
+    ),
+    ("assistant_refused", "X-AI.Refused", "A request refused (wrong arm or stage, budget, cap)"),
+    (
+        "paste, copy",
+        "X-Paste, X-Copy",
+        "Clipboard annotations (length, SHA-256, whether the text "
+        "came from the assistant); a paste's text also arrives as a File.Edit",
+    ),
+    (
+        "stage_entered, stage_left, stage_view",
+        "X-Stage.Enter, X-Stage.Leave, X-Stage.View",
+        "Moving through the trial's stages (AssignmentID = the stage)",
+    ),
+    (
+        "focus, blur, visibility, idle",
+        "X-Focus, X-Blur, X-Visibility, X-Idle",
+        "Attention (X-Payload.scope: editor, assistant or window)",
+    ),
+    ("any other type t", "X-t", "New event types appear without code changes"),
+]
+
+# Payload fields moved into their own column (code -> CodeStates, reply ->
+# InterventionMessage) or too large to repeat per row (the assistant's full prompt context,
+# which is in the events data set).
+_DROP_FROM_PAYLOAD = ("code", "reply", "context")
+
+
+def _column(name: str, ctype: str, description: str, source: str, **kw: Any) -> Column:
+    return Column(name, ctype, description, source, **kw)
+
+
+MAIN_TABLE_COLUMNS: list[Column] = [
+    _column(
+        "EventID", "integer", "Event id, unique (== event_id of the events data set)", "events.id"
+    ),
+    _column(
+        "SubjectID",
+        "string",
+        "Pseudonymous participant code (== participant in participants.csv)",
+        "participants.public_code",
+    ),
+    _column(
+        "Order",
+        "integer",
+        "1-based order of the subject's events as the server received "
+        "them (EventOrderScope Restricted to SubjectID)",
+        "events.id",
+    ),
+    _column(
+        "EventType",
+        "string",
+        "ProgSnap2 event type; X-... types are defined in README.md",
+        "events.type, events.origin",
+    ),
+    _column("ToolInstances", "string", "Software in use, ';'-separated", "skilltrial version"),
+    _column(
+        "ServerTimestamp",
+        "datetime",
+        "When the server stored the event",
+        "events.server_time",
+        unit="UTC (offset in ServerTimezone)",
+    ),
+    _column(
+        "ServerTimezone",
+        "string",
+        "Offset of ServerTimestamp from UTC",
+        "constant",
+        allowed=(TIMEZONE,),
+    ),
+    _column(
+        "ClientTimestamp",
+        "datetime",
+        "Time on the participant's clock",
+        "events.client_time",
+        unit="UTC (offset in ClientTimezone)",
+    ),
+    _column(
+        "ClientTimezone",
+        "string",
+        "Offset of ClientTimestamp from UTC",
+        "constant",
+        allowed=(TIMEZONE,),
+    ),
+    _column(
+        "CodeStateID",
+        "string",
+        "SHA-256 of the code at this event (a CodeStateID of "
+        "CodeStates.csv), empty when the code was not recorded",
+        "events.payload.code / code_sha256",
+    ),
+    _column(
+        "ExperimentalCondition",
+        "string",
+        "Arm allocated (empty before allocation)",
+        "allocations.arm",
+    ),
+    _column("AssignmentID", "string", "Stage of the trial", "events.stage"),
+    _column("ProblemID", "string", "Coding task (folder name)", "events.payload.task"),
+    _column(
+        "ParentEventID",
+        "integer",
+        "The event this one answers (a response's request, a completion's check)",
+        "derived",
+    ),
+    _column(
+        "EventInitiator",
+        "string",
+        "Who caused the event",
+        "events.origin, events.type",
+        allowed=("UserDirectAction", "ToolReaction", "ToolTimedEvent"),
+    ),
+    _column(
+        "EditType",
+        "string",
+        "Kind of edit (File.Edit only)",
+        "events.payload.changes",
+        allowed=("Insert", "Delete", "Replace", "Paste", "Undo", "Redo", "GenericEdit"),
+    ),
+    _column(
+        "ExecutionID",
+        "string",
+        "Id of the run or check (Run.Program, Submit)",
+        "events.payload.run_id",
+    ),
+    _column(
+        "ExecutionResult",
+        "string",
+        "Outcome of a run or check",
+        "events.payload.status, tests_passed",
+        allowed=("Success", "Error", "Timeout", "TestFailed", "X-Busy"),
+    ),
+    _column(
+        "Score",
+        "number",
+        "Share of hidden tests passed (Submit only)",
+        "events.payload.tests_passed / tests_total",
+        unit="proportion 0-1",
+    ),
+    _column(
+        "InterventionCategory",
+        "string",
+        "Kind of intervention (Intervention only)",
+        "constant",
+        allowed=("X-AI.Response",),
+    ),
+    _column(
+        "InterventionType", "string", "Status of the assistant's reply", "events.payload.status"
+    ),
+    _column(
+        "InterventionMessage", "string", "The assistant's reply as shown", "events.payload.reply"
+    ),
+    _column("X-Type", "string", "Our event type", "events.type"),
+    _column(
+        "X-Origin",
+        "string",
+        "Who observed the event",
+        "events.origin",
+        allowed=("client", "server"),
+    ),
+    _column("X-ClientSeq", "integer", "Sequence number in the browser tab", "events.client_seq"),
+    _column(
+        "X-ExceptionType",
+        "string",
+        "Python exception a run ended with",
+        "events.payload.exception_type",
+    ),
+    _column(
+        "X-Payload",
+        "json",
+        "The event's payload without code, reply and the assistant's "
+        "prompt context (those are in CodeStates, InterventionMessage and the events data "
+        "set)",
+        "events.payload",
+    ),
+]
+
+CODE_STATES_COLUMNS: list[Column] = [
+    _column(
+        "CodeStateID",
+        "string",
+        "SHA-256 (hex) of the code in UTF-8",
+        "code_snapshots.code, events[snapshot].payload.code",
+    ),
+    _column(
+        "Code",
+        "string",
+        "The code (one file: the task's solution file). In CSV a leading "
+        "apostrophe is added when it begins with = + - @ TAB CR; the id is the hash of the "
+        "code without it",
+        "code_snapshots.code, events[snapshot].payload.code",
+    ),
+]
+
+METADATA_COLUMNS: list[Column] = [
+    _column("Property", "string", "ProgSnap2 dataset property", "constant"),
+    _column("Value", "string", "Its value", "constant"),
+]
+
+# Cells that may hold text from participants (or the assistant) are neutralised for
+# spreadsheets; the timezone offsets are ours and must stay as the spec writes them.
+_VERBATIM = {"ServerTimezone", "ClientTimezone"}
+_TEXT_COLUMNS = {
+    i
+    for i, c in enumerate(MAIN_TABLE_COLUMNS)
+    if c.type in ("string", "json") and c.name not in _VERBATIM
+}
+
+
+def codebook_tables() -> dict[str, list[Column]]:
+    return {
+        MAIN_TABLE: MAIN_TABLE_COLUMNS,
+        f"{CODE_STATES}/{CODE_STATES}": CODE_STATES_COLUMNS,
+        METADATA: METADATA_COLUMNS,
+    }
+
+
+def dataset_metadata() -> list[tuple[str, str]]:
+    return [
+        ("Version", SPEC_VERSION),
+        # Order follows arrival at one server, but client events arrive in batches, so the
+        # order is not that of one clock at the moment each event happened.
+        ("IsEventOrderingConsistent", "false"),
+        ("EventOrderScope", "Restricted"),
+        ("EventOrderScopeColumns", "SubjectID"),
+        ("CodeStateRepresentation", "Table"),
+    ]
+
+
+def dataset_metadata_csv() -> bytes:
+    return csv_encode([("Property", "Value"), *dataset_metadata()])
+
+
+def tool_instances() -> str:
+    try:
+        version = metadata.version("skilltrial")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"skilltrial {version};Python {platform.python_version()}"
+
+
+def event_type(etype: str, origin: str) -> str:
+    mapped = EVENT_TYPES.get((etype, origin)) or EVENT_TYPES.get((etype, ""))
+    if mapped is not None:
+        return mapped
+    return "X-" + (re.sub(r"[^A-Za-z0-9_.-]", "_", etype) or "unknown")
+
+
+def event_mapping_markdown() -> str:
+    lines = [
+        "## ProgSnap2 event types",
+        "",
+        "MainTable.csv has one row per event of the events data set (EventID = event_id). "
+        f"DatasetMetadata: ProgSnap2 version {SPEC_VERSION}, CodeStateRepresentation Table, "
+        "EventOrderScope Restricted to SubjectID. Timestamps are UTC "
+        f"(`YYYY-MM-DDTHH:MM:SS.ffffff`, timezone column `{TIMEZONE}`).",
+        "",
+        "| Our event | ProgSnap2 EventType | Notes |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {ours} | {theirs} | {notes} |" for ours, theirs, notes in EVENT_NOTES]
+    return "\n".join(lines)
+
+
+def readme_markdown(trial: Trial) -> str:
+    return (
+        f"# {trial.title}: programming process data (ProgSnap2)\n\n"
+        f"Trial `{trial.slug}` version {trial.version}. Exported by skilltrial in the ProgSnap2 "
+        f"format, specification version {SPEC_VERSION}. SubjectID is the participant's "
+        "pseudonymous code (the `participant` column of participants.csv); "
+        "ExperimentalCondition is the arm.\n\n"
+        + event_mapping_markdown()
+        + "\n\nCustom columns: X-Type (our event type), X-Origin (client = the browser, "
+        "server = logged by the server), X-ClientSeq, X-ExceptionType, X-Payload (the event's "
+        "payload as JSON). See codebook.md for every column.\n"
+    )
+
+
+def code_snapshot_count(trial: Trial) -> int:
+    return CodeSnapshot.objects.filter(participant__trial=trial).count()
+
+
+def code_state_id(code: str) -> str:
+    return hashlib.sha256(code.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class CodeStates:
+    """The CodeStates table, deduplicated by content, spooled to a temporary file while the
+    main table streams. Memory holds only a 16-byte key per distinct code state."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in chunks()
+        self._seen: set[bytes] = set()
+        self._file.write(csv_encode([[c.name for c in CODE_STATES_COLUMNS]]))
+
+    @property
+    def count(self) -> int:
+        return len(self._seen)
+
+    def add(self, code: str) -> str:
+        sha = code_state_id(code)
+        key = bytes.fromhex(sha[:32])
+        if key not in self._seen:
+            self._seen.add(key)
+            self._file.write(csv_encode([[sha, neutralise(code)]]))
+        return sha
+
+    def has(self, sha: object) -> bool:
+        if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{64}", sha):
+            return False
+        return bytes.fromhex(sha[:32]) in self._seen
+
+    def add_snapshots(self, trial: Trial, on_rows: RowCounter) -> None:
+        """Every stored version of every participant's code (what runs and checks ran)."""
+        codes = (
+            CodeSnapshot.objects.filter(participant__trial=trial)
+            .order_by("id")
+            .values_list("code", flat=True)
+        )
+        pending = 0
+        for code in codes.iterator(chunk_size=2000):
+            self.add(code)
+            pending += 1
+            if pending == CHUNK_ROWS:
+                on_rows(pending)
+                pending = 0
+        if pending:
+            on_rows(pending)
+
+    def chunks(self) -> Iterator[bytes]:
+        try:
+            self._file.seek(0)
+            while block := self._file.read(READ_BLOCK):
+                yield block
+        finally:
+            self._file.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _edit_type(payload: dict[str, Any]) -> str:
+    events = payload.get("user_events")
+    if isinstance(events, list):
+        kinds = {str(e) for e in events}
+        if any(k.startswith("input.paste") or k.startswith("input.drop") for k in kinds):
+            return "Paste"
+        if kinds == {"undo"}:
+            return "Undo"
+        if kinds == {"redo"}:
+            return "Redo"
+    changes = payload.get("changes")
+    if not isinstance(changes, list) or not changes:
+        return "GenericEdit"
+    kinds = set()
+    for change in changes:
+        if not (isinstance(change, list) and len(change) == 3):
+            return "GenericEdit"
+        start, end, text = change
+        removes = start != end
+        inserts = bool(text)
+        kinds.add("Replace" if removes and inserts else "Delete" if removes else "Insert")
+    return kinds.pop() if len(kinds) == 1 else "Replace"
+
+
+def _initiator(etype: str, origin: str, payload: dict[str, Any]) -> str:
+    if etype == "snapshot":
+        return "ToolTimedEvent" if payload.get("reason") == "periodic" else "ToolReaction"
+    if etype == "idle":
+        return "ToolTimedEvent"
+    if origin == "client" or etype in ("run", "check", "assistant_request", "task_submitted"):
+        return "UserDirectAction"
+    return "ToolReaction"
+
+
+_RESULTS = {"ok": "Success", "error": "Error", "timeout": "Timeout", "busy": "X-Busy"}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class _Event:
+    eid: int
+    subject: str
+    arm: str
+    stage: str
+    type: str
+    origin: str
+    seq: str
+    server_time: str
+    client_time: str
+    payload: dict[str, Any]
+
+
+class _MainTable:
+    """Turns events frames into MainTable rows, keeping only what links rows together: a
+    counter per subject, open assistant requests, and each task's latest check."""
+
+    def __init__(self, states: CodeStates) -> None:
+        self.states = states
+        self.tools = tool_instances()
+        self.order: dict[str, int] = {}
+        self.requests: dict[tuple[str, object], int] = {}
+        self.last_check: dict[tuple[str, str], int] = {}
+
+    def rows(self, frame: pd.DataFrame) -> list[list[str]]:
+        server = _times(frame["server_time"])
+        client = _times(frame["client_time"])
+        columns = ("event_id", "participant", "arm", "stage", "type", "origin", "client_seq")
+        values = [frame[c].to_numpy(dtype=object) for c in columns]
+        payloads = frame["payload"].to_numpy(dtype=object)
+        out: list[list[str]] = []
+        for i, (eid, subject, arm, stage, etype, origin, seq) in enumerate(
+            zip(*values, strict=True)
+        ):
+            row = self._row(
+                _Event(
+                    eid=int(eid),
+                    subject=_text(subject),
+                    arm=_text(arm),
+                    stage=_text(stage),
+                    type=_text(etype),
+                    origin=_text(origin),
+                    seq=_text(seq),
+                    server_time=server[i],
+                    client_time=client[i],
+                    payload=_payload(payloads[i]),
+                )
+            )
+            out.append([neutralise(v) if j in _TEXT_COLUMNS else v for j, v in enumerate(row)])
+        return out
+
+    def _row(self, e: _Event) -> list[str]:
+        subject, etype, origin, payload, eid = e.subject, e.type, e.origin, e.payload, e.eid
+        kind = event_type(etype, origin)
+        self.order[subject] = order = self.order.get(subject, 0) + 1
+        task = payload.get("task")
+        problem = PurePosixPath(task).name if isinstance(task, str) and task else ""
+        code_state = parent = execution = result = score = edit = ""
+        category = itype = message = ""
+        if kind == "File.Save" and isinstance(payload.get("code"), str):
+            code_state = self.states.add(payload["code"])
+        elif kind == "File.Edit":
+            edit = _edit_type(payload)
+        elif kind in ("Run.Program", "Submit"):
+            if self.states.has(payload.get("code_sha256")):
+                code_state = str(payload["code_sha256"])
+            execution = _cell(payload.get("run_id"))
+            status = str(payload.get("status", ""))
+            result = _RESULTS.get(status, f"X-{status}" if status else "")
+            if kind == "Submit":
+                passed, total = (
+                    _number(payload.get("tests_passed")),
+                    _number(payload.get("tests_total")),
+                )
+                if passed is not None and total:
+                    score = repr(passed / total)
+                    if status == "ok":
+                        result = "Success" if passed == total else "TestFailed"
+                self.last_check[(subject, str(task))] = eid
+        elif etype == "assistant_request":
+            self.requests[(subject, payload.get("turn"))] = eid
+        elif etype in ("assistant_response", "assistant_error"):
+            parent = _cell(self.requests.pop((subject, payload.get("turn")), None))
+            if kind == "Intervention":
+                category, itype = "X-AI.Response", _cell(payload.get("status"))
+                message = _cell(payload.get("reply"))
+        elif etype == "task_completed":
+            parent = _cell(self.last_check.get((subject, str(task))))
+        rest = {k: v for k, v in payload.items() if k not in _DROP_FROM_PAYLOAD}
+        exception = payload.get("exception_type") if kind == "Run.Program" else None
+        return [
+            str(eid),
+            subject,
+            str(order),
+            kind,
+            self.tools,
+            e.server_time,
+            TIMEZONE,
+            e.client_time,
+            TIMEZONE if e.client_time else "",
+            code_state,
+            e.arm,
+            e.stage,
+            problem,
+            parent,
+            _initiator(etype, origin, payload),
+            edit,
+            execution,
+            result,
+            score,
+            category,
+            itype,
+            message,
+            etype,
+            origin,
+            e.seq,
+            _cell(exception or None),
+            json.dumps(rest, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+        ]
+
+
+def _text(value: object) -> str:
+    return "" if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
+
+
+def _times(series: pd.Series) -> list[str]:
+    if not isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = pd.to_datetime(series, utc=True)
+    return series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("").tolist()
+
+
+def _payload(text: object) -> dict[str, Any]:
+    if not isinstance(text, str):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"unparsed": text}
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def main_table_chunks(
+    trial: Trial, states: CodeStates, *, on_rows: RowCounter | None = None
+) -> Iterator[bytes]:
+    """MainTable.csv: the header, then one block per chunk of the events data set. Code
+    states met on the way are added to ``states``."""
+    table = _MainTable(states)
+    yield csv_encode([[c.name for c in MAIN_TABLE_COLUMNS]])
+    for frame in iter_dataset_chunks(trial, "events", chunk_size=CHUNK_ROWS):
+        yield csv_encode(table.rows(frame))
+        if on_rows is not None:
+            on_rows(len(frame))
+
+
+def bundle_entries(trial: Trial, counter: CounterFor, rows_of: RowsOf) -> Iterator[BundleEntry]:
+    """The ProgSnap2 files of a bundle, in the order they are written. The code states are
+    spooled while the main table streams and follow it."""
+    states = CodeStates()
+    try:
+        yield BundleEntry(f"{METADATA}.csv", iter([dataset_metadata_csv()]))
+        yield BundleEntry("README.md", iter([readme_markdown(trial).encode("utf-8")]))
+        states.add_snapshots(trial, counter(CODE_STATES))
+        yield BundleEntry(
+            f"{MAIN_TABLE}.csv",
+            main_table_chunks(trial, states, on_rows=counter(MAIN_TABLE)),
+            dataset=MAIN_TABLE,
+            rows=rows_of(MAIN_TABLE),
+        )
+        yield BundleEntry(
+            f"{CODE_STATES}/{CODE_STATES}.csv",
+            states.chunks(),
+            dataset=CODE_STATES,
+            rows=lambda: states.count,
+        )
+    finally:
+        states.close()

@@ -1,0 +1,265 @@
+"""Data sets and exports at scale: a synthetic trial of 10,000 participants with about 200
+events each (2 million events) on PostgreSQL.
+
+    .venv/bin/python bench/bench_data.py [--participants 10000] [--events-per-participant 200]
+                                         [--reuse] [--formats csv,parquet] [--no-datasets]
+
+The database (``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/skilltrial_bench``)
+is dropped and recreated, migrated, the sample trial imported and launched, and filled with
+``analysis.synthetic.synthesize_trial``; ``--reuse`` keeps a database an earlier run filled.
+It prints:
+
+- the time to synthesize the trial;
+- for each data set, the time to build it with ``dataset_frame`` (the events data set also
+  streamed with ``iter_dataset_chunks``, which is what exports use) and the peak memory;
+- for CSV and Parquet, the time and peak memory to export all events (the events table
+  alone, then the whole zip bundle with codebook and manifest).
+
+Every measurement runs in a fresh child process, so its peak resident memory (``ru_maxrss``)
+is the measurement's own; the figure shown is the growth over the child's memory after Django
+was set up and the trial loaded. The issue's aim: data sets in seconds, export peak under
+300 MB whatever the size. These are figures, not verdicts: nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SLUG = "trio-skill-formation"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/skilltrial_bench"
+DATASETS = ("participants", "items", "events", "allocations")
+
+
+def rss_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skilltrial.settings")
+    import django
+
+    django.setup()
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def database_exists(url: str) -> bool:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (parts.path.lstrip("/"),)
+        ).fetchone()
+    return row is not None
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name or name in ("postgres", "template0", "template1"):
+        raise SystemExit(f"refusing to drop database {name!r}: give a dedicated bench database")
+    admin = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """A migrated database with the sample trial live and synthesized (unless reused)."""
+    reuse = args.reuse and database_exists(args.url)
+    if not reuse:
+        recreate_database(args.url)
+    setup_django(args.url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from trials.models import Participant, Trial
+
+    trial = Trial.objects.filter(slug=SLUG, status=Trial.Status.LIVE).first()
+    if reuse and trial is not None and Participant.objects.filter(trial=trial).exists():
+        n = Participant.objects.filter(trial=trial).count()
+        print(f"Reusing {args.url}: {n:,} participants already there")
+    else:
+        from trials.definition import load_trial_dir
+        from trials.services import trial_import, trial_launch
+
+        if trial is None:
+            trial = trial_launch(
+                trial=trial_import(definition=load_trial_dir(ROOT / "studies" / SLUG)).trial
+            )
+        synthesize(trial, args)
+    analyze()
+
+
+def analyze() -> None:
+    """Refresh the planner's statistics, as autovacuum would some time after a bulk load.
+    Without them PostgreSQL still believes the tables nearly empty and may join two million
+    events to ten thousand participants with a nested loop (minutes instead of seconds)."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    print(
+        f"ANALYZE (planner statistics after the bulk load): {time.perf_counter() - started:.1f} s"
+    )
+
+
+def synthesize(trial: Any, args: argparse.Namespace) -> None:
+    from analysis.synthetic import SyntheticProgress, synthesize_trial
+
+    def progress(p: SyntheticProgress) -> None:
+        if p.participants_done % 2000 < 500 or p.participants_done == p.participants_total:
+            print(
+                f"  synthesized {p.participants_done:,} / {p.participants_total:,} participants, "
+                f"{p.events_written:,} events, {p.events_per_second:,.0f} events/s",
+                flush=True,
+            )
+
+    print(f"Synthesizing {args.participants:,} participants (~{args.events:,} events each) ...")
+    started = time.perf_counter()
+    summary = synthesize_trial(
+        trial,
+        participants=args.participants,
+        seed=args.seed,
+        events_per_participant=args.events,
+        progress=progress,
+    )
+    seconds = time.perf_counter() - started
+    print(
+        f"Synthesis: {seconds:.1f} s for {summary.participants:,} participants, "
+        f"{summary.events:,} events, {summary.snapshots:,} code versions, {summary.runs:,} runs, "
+        f"{summary.item_responses:,} quiz answers ({summary.events / seconds:,.0f} events/s)"
+    )
+
+
+# --- one measurement, in a child process ------------------------------------------------------
+
+
+def child(task: str, url: str) -> None:
+    """Run one measured task and print its figures as one JSON line."""
+    setup_django(url)
+    from analysis.datasets import dataset_columns, dataset_frame, iter_dataset_chunks
+    from analysis.exports import RENDERERS, bundle_stream
+    from trials.models import Trial
+
+    trial = Trial.objects.get(slug=SLUG, status=Trial.Status.LIVE)
+    dataset_columns(trial, "participants")  # warm the imports and the connection
+    base = rss_mb()
+    kind, name = task.split(":", 1)
+    rows = size = 0
+    started = time.perf_counter()
+    if kind == "frame":
+        frame = dataset_frame(trial, name)
+        rows = len(frame)
+    elif kind == "chunks":
+        for frame in iter_dataset_chunks(trial, name):
+            rows += len(frame)
+    elif kind in ("events", "bundle"):
+        with tempfile.TemporaryFile() as out:
+            if kind == "events":
+                columns = dataset_columns(trial, "events")
+
+                def counted() -> Any:
+                    nonlocal rows
+                    for frame in iter_dataset_chunks(trial, "events"):
+                        rows += len(frame)
+                        yield frame
+
+                chunks = RENDERERS[name](columns, counted())
+            else:
+                chunks = bundle_stream(trial, name)
+            for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
+        if kind == "bundle":
+            from analysis.models import DataExport
+
+            rows = DataExport.objects.filter(trial=trial).order_by("-id").first().rows_done
+    else:
+        raise SystemExit(f"unknown task {task!r}")
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {"seconds": seconds, "rows": rows, "bytes": size, "base": base, "peak": rss_mb()}
+        )
+    )
+
+
+def measure(task: str, url: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", task, "--url", url],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def show(label: str, figures: dict[str, Any]) -> None:
+    extra = f", {figures['bytes'] / 1e6:,.1f} MB written" if figures["bytes"] else ""
+    print(
+        f"  {label:<34} {figures['seconds']:8.2f} s  {figures['rows']:>10,} rows  "
+        f"peak +{figures['peak'] - figures['base']:,.0f} MB "
+        f"(process {figures['peak']:,.0f} MB){extra}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", type=int, default=10_000)
+    parser.add_argument("--events-per-participant", dest="events", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--url", default=os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the database if an earlier run filled it"
+    )
+    parser.add_argument("--formats", default="csv,parquet", help="export formats to measure")
+    parser.add_argument("--no-datasets", action="store_true", help="measure the exports only")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.url)
+        return
+
+    prepare(args)
+    if not args.no_datasets:
+        print("Data sets (dataset_frame: the whole data set as one frame):")
+        for name in DATASETS:
+            show(f"{name}", measure(f"frame:{name}", args.url))
+        show("events, streamed in chunks", measure("chunks:events", args.url))
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    print("Exports (written to a temporary file):")
+    for fmt in formats:
+        if fmt in ("csv", "parquet", "json"):
+            show(f"all events as {fmt}", measure(f"events:{fmt}", args.url))
+        show(f"whole {fmt} bundle (zip)", measure(f"bundle:{fmt}", args.url))
+
+
+if __name__ == "__main__":
+    main()
