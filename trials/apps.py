@@ -15,4 +15,6 @@ class TrialsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        post_migrate.connect(_ensure_groups, sender=self)
+        # No sender: the groups take every app's permissions, so run after the last app migrates
+        # (idempotent). With sender=self it ran before analysis' permissions existed.
+        post_migrate.connect(_ensure_groups, dispatch_uid="skilltrial-ensure-groups")
