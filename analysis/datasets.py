@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from django.db.models import Count, Sum
@@ -725,6 +725,31 @@ def _join(values: list[str]) -> str:
     return "; ".join(values)
 
 
+CHUNK = 5000
+
+
+class _Record(NamedTuple):
+    started_at: datetime
+    ended_at: datetime | None
+    end_reason: str
+    answers: dict[str, Any] | None  # kept for survey stages only
+
+
+class _Task(NamedTuple):
+    first_passed_at: datetime | None
+    submitted_at: datetime | None
+    runs: int
+    checks: int
+
+
+def _passed_at(state: _Task | None) -> datetime | None:
+    return state.first_passed_at if state else None
+
+
+def _end_reason(record: _Record | None) -> str:
+    return record.end_reason if record else ""
+
+
 _PARTICIPANT_FIELDS = (
     "id",
     "public_code",
@@ -743,7 +768,7 @@ _PARTICIPANT_FIELDS = (
 )
 
 
-def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, Any]]:
+def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, ...]]:
     trial = shape.trial
     now = timezone.now()
     stage_by_id = {s.pk: s for s in shape.stages}
@@ -754,22 +779,40 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
     intervention = intervention_stage(shape.stages)
     arm_tools = {a.key: set(a.tools) for a in trial.arms.all()}
 
+    # Memory stays proportional to the participants, not to the rows read: every query is
+    # iterated in chunks and only what the columns need is kept, as tuples.
     allocations = {
         a["participant_id"]: a
-        for a in Allocation.objects.filter(trial=trial).values(
-            "participant_id", "arm__key", "created_at", "sequence_number"
-        )
+        for a in Allocation.objects.filter(trial=trial)
+        .values("participant_id", "arm__key", "created_at", "sequence_number")
+        .iterator(chunk_size=CHUNK)
     }
-    records: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for r in StageRecord.objects.filter(participant__trial=trial).values(
-        "participant_id", "stage_id", "started_at", "ended_at", "end_reason", "answers"
+    survey_stages = {s.pk for s, _q in shape.survey}
+    records: dict[str, dict[int, _Record]] = defaultdict(dict)
+    for pid, stage_id, started, ended, reason, answers in (
+        StageRecord.objects.filter(participant__trial=trial)
+        .values_list(
+            "participant_id", "stage_id", "started_at", "ended_at", "end_reason", "answers"
+        )
+        .iterator(chunk_size=CHUNK)
     ):
-        records[r["participant_id"]][r["stage_id"]] = dict(r)
-    tasks: dict[str, dict[tuple[int, str], dict[str, Any]]] = defaultdict(dict)
-    for ts in TaskState.objects.filter(participant__trial=trial).values(
-        "participant_id", "stage_id", "task", "first_passed_at", "submitted_at", "runs", "checks"
+        kept = answers if stage_id in survey_stages else None
+        records[pid][stage_id] = _Record(started, ended, reason, kept)
+    tasks: dict[str, dict[tuple[int, str], _Task]] = defaultdict(dict)
+    for pid, stage_id, folder, passed, submitted, runs, checks in (
+        TaskState.objects.filter(participant__trial=trial)
+        .values_list(
+            "participant_id",
+            "stage_id",
+            "task",
+            "first_passed_at",
+            "submitted_at",
+            "runs",
+            "checks",
+        )
+        .iterator(chunk_size=CHUNK)
     ):
-        tasks[ts["participant_id"]][(ts["stage_id"], ts["task"])] = dict(ts)
+        tasks[pid][(stage_id, folder)] = _Task(passed, submitted, runs, checks)
     errors = dict(
         CodeRun.objects.filter(participant__trial=trial, status__in=ERROR_STATUSES)
         .values_list("participant_id")
@@ -783,8 +826,10 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
         .annotate(n=Count("id"), tin=Sum("input_tokens"), tout=Sum("output_tokens"))
     }
     pastes: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # n, chars, assistant, large
-    for pid, payload in Event.objects.filter(participant__trial=trial, type="paste").values_list(
-        "participant_id", "payload"
+    for pid, payload in (
+        Event.objects.filter(participant__trial=trial, type="paste")
+        .values_list("participant_id", "payload")
+        .iterator(chunk_size=CHUNK)
     ):
         details: dict[str, Any] = payload if isinstance(payload, dict) else {}
         length = details.get("length")
@@ -804,6 +849,7 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
         )
         .order_by("participant_id", "client_time", "id")
         .values_list("participant_id", "type", "client_time", "server_time")
+        .iterator(chunk_size=CHUNK)
     ):
         when = ctime or stime
         if etype == "focus":
@@ -811,16 +857,18 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
         elif pid in focus_at:
             chat_minutes[pid] += _minutes(focus_at.pop(pid), when) or 0.0
     quiz: dict[str, dict[str, Any]] = {}
-    for pid, _key, points, status, correct, attention, categories in ItemResponse.objects.filter(
-        participant__trial=trial
-    ).values_list(
-        "participant_id",
-        "question_key",
-        "points",
-        "status",
-        "correct",
-        "is_attention_check",
-        "categories",
+    for pid, _key, points, status, correct, attention, categories in (
+        ItemResponse.objects.filter(participant__trial=trial)
+        .values_list(
+            "participant_id",
+            "question_key",
+            "points",
+            "status",
+            "correct",
+            "is_attention_check",
+            "categories",
+        )
+        .iterator(chunk_size=CHUNK)
     ):
         tally_q = quiz.setdefault(
             pid, {"points": 0.0, "pending": 0, "attention": [], "cats": defaultdict(float)}
@@ -834,9 +882,10 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
         for c in categories or []:
             tally_q["cats"][c] += points
 
-    rows: list[dict[str, Any]] = []
+    names = [c.name for c in _participant_columns(shape, identified)]
+    rows: list[tuple[Any, ...]] = []
     participants = Participant.objects.filter(trial=trial).order_by("created_at", "id")
-    for p in participants.values(*_PARTICIPANT_FIELDS):
+    for p in participants.values(*_PARTICIPANT_FIELDS).iterator(chunk_size=CHUNK):
         pid = p["id"]
         alloc = allocations.get(pid)
         arm = alloc["arm__key"] if alloc else ""
@@ -875,14 +924,11 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
             minutes: float | None = None
             censored: bool | None = None
             if rec is not None:
-                passed = [
-                    (ptasks.get((s.pk, f)) or {}).get("first_passed_at")
-                    for f in s.config.get("tasks", [])
-                ]
+                firsts = [_passed_at(ptasks.get((s.pk, f))) for f in s.config.get("tasks", [])]
                 minutes, censored = _stage_time(
-                    rec["started_at"], rec["ended_at"], s.time_limit_seconds, passed, now
+                    rec.started_at, rec.ended_at, s.time_limit_seconds, firsts, now
                 )
-            row[f"stage_{s.key}_started_at"] = rec["started_at"] if rec else None
+            row[f"stage_{s.key}_started_at"] = rec.started_at if rec else None
             row[f"stage_{s.key}_time_min"] = minutes
             row[f"stage_{s.key}_censored"] = censored
         for s, folder, name in shape.tasks:
@@ -891,14 +937,14 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
             minutes, censored = None, None
             if rec is not None:
                 minutes, censored = _stage_time(
-                    rec["started_at"],
-                    rec["ended_at"],
+                    rec.started_at,
+                    rec.ended_at,
                     s.time_limit_seconds,
-                    [state["first_passed_at"] if state else None],
+                    [_passed_at(state)],
                     now,
                 )
-            runs = state["runs"] if state else 0
-            checks = state["checks"] if state else 0
+            runs = state.runs if state else 0
+            checks = state.checks if state else 0
             total_runs += runs
             total_checks += checks
             row[f"task_{name}_time_min"] = minutes
@@ -906,7 +952,7 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
             row[f"task_{name}_runs"] = runs if rec else None
             row[f"task_{name}_checks"] = checks if rec else None
             row[f"task_{name}_submitted"] = (
-                (state is not None and state["submitted_at"] is not None) if rec else None
+                (state is not None and state.submitted_at is not None) if rec else None
             )
         warm = _warmup_stage(shape)
         row["warmup_time_min"] = row.get(f"stage_{warm.key}_time_min") if warm else None
@@ -948,17 +994,17 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
         for c in shape.categories:
             row[f"quiz_cat_{c}"] = q["cats"].get(c, 0.0) if q is not None else None
             row[f"quiz_cat_{c}_max"] = shape.category_max[c] if q is not None else None
-        answers: dict[str, Any] = {}
+        survey_answers: dict[str, Any] = {}
         for s, question in shape.survey:
             rec = recs.get(s.pk)
-            value = (rec["answers"] or {}).get(question["key"]) if rec else None
-            answers[question["key"]] = value
+            value = (rec.answers or {}).get(question["key"]) if rec else None
+            survey_answers[question["key"]] = value
             row[f"survey_{question['key']}"] = value
         # Non-compliance, the populations, CONSORT.
         flags = []
         if turn and "assistant" not in arm_tools.get(arm, set()):
             flags.append("assistant_outside_arm")
-        if any(answers.get(k) == "yes" for k in OUTSIDE_HELP_QUESTIONS):
+        if any(survey_answers.get(k) == "yes" for k in OUTSIDE_HELP_QUESTIONS):
             flags.append("reported_outside_help")
         if paste[3]:
             flags.append("large_external_paste")
@@ -971,7 +1017,7 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
             if rule == "completed_quiz":
                 ok = any(
                     s.type == Stage.Type.QUIZ
-                    and recs.get(s.pk, {}).get("end_reason") in ("completed", "timed_out")
+                    and _end_reason(recs.get(s.pk)) in ("completed", "timed_out")
                     for s in shape.stages
                 )
             elif rule == "passed_attention_check":
@@ -1005,11 +1051,11 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[dict[str, A
                 "session_id": p["session_id"],
                 "completion_code": p["completion_code"],
             }
-        rows.append(row)
+        rows.append(tuple(row[name] for name in names))
     return rows
 
 
-def _items_rows(shape: _TrialShape) -> list[tuple[Any, ...]]:
+def _iter_items(shape: _TrialShape, chunk_size: int) -> Iterator[list[tuple[Any, ...]]]:
     arms = _arm_by_participant(shape.trial)
     stage_keys = {s.pk: s.key for s in shape.stages}
     query = (
@@ -1031,8 +1077,18 @@ def _items_rows(shape: _TrialShape) -> list[tuple[Any, ...]]:
             "graded_at",
         )
     )
-    rows = []
-    for pid, code, stage_id, key, position, categories, *graded, response, graded_at in query:
+    rows: list[tuple[Any, ...]] = []
+    for (
+        pid,
+        code,
+        stage_id,
+        key,
+        position,
+        categories,
+        *graded,
+        response,
+        graded_at,
+    ) in query.iterator(chunk_size=min(chunk_size, CHUNK)):
         rows.append(
             (
                 code,
@@ -1046,7 +1102,11 @@ def _items_rows(shape: _TrialShape) -> list[tuple[Any, ...]]:
                 graded_at,
             )
         )
-    return rows
+        if len(rows) >= chunk_size:
+            yield rows
+            rows = []
+    if rows:
+        yield rows
 
 
 def _allocations_rows(shape: _TrialShape) -> list[tuple[Any, ...]]:
@@ -1118,17 +1178,23 @@ def _iter_events(shape: _TrialShape, chunk_size: int) -> Iterator[list[tuple[Any
         yield chunk
 
 
+_STREAMED: dict[str, Callable[[_TrialShape, int], Iterator[list[tuple[Any, ...]]]]] = {
+    "items": _iter_items,
+    "events": _iter_events,
+}
+
+
 def iter_dataset_chunks(
     trial: Trial, name: str, *, identified: bool = False, chunk_size: int = 20_000
 ) -> Iterator[pd.DataFrame]:
     """The data set as a sequence of frames of at most ``chunk_size`` rows (at least one,
-    possibly empty), each with exactly the declared columns. Events are streamed from the
-    database; the other data sets are one row per participant or answer and built at once."""
+    possibly empty), each with exactly the declared columns. Events and items are streamed
+    from the database; participants and allocations (a row per person) are built at once."""
     shape = _shape(trial)
     columns = _columns(shape, name, identified)
-    if name == "events":
+    if name in _STREAMED:
         produced = False
-        for rows in _iter_events(shape, chunk_size):
+        for rows in _STREAMED[name](shape, chunk_size):
             produced = True
             yield typed_frame(rows, columns)
         if not produced:
@@ -1145,12 +1211,10 @@ def iter_dataset_chunks(
 def _frame(shape: _TrialShape, name: str, identified: bool, columns: list[Column]) -> pd.DataFrame:
     if name == "participants":
         return typed_frame(_participants_rows(shape, identified), columns)
-    if name == "items":
-        return typed_frame(_items_rows(shape), columns)
     if name == "allocations":
         return typed_frame(_allocations_rows(shape), columns)
-    if name == "events":
-        parts = [typed_frame(rows, columns) for rows in _iter_events(shape, 50_000)]
+    if name in _STREAMED:
+        parts = [typed_frame(rows, columns) for rows in _STREAMED[name](shape, 50_000)]
         return pd.concat(parts, ignore_index=True) if parts else typed_frame([], columns)
     raise UnknownDataset(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
 

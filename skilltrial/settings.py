@@ -80,6 +80,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # failing with "database is locked" when autosave, telemetry and a run arrive together.
     DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side cursors (QuerySet.iterator(), used by the data sets and exports) are read to
+    # the end, so plan them for all rows, not the first 10%: with the default PostgreSQL picks
+    # nested loops and the participants data set of 10k people takes 28 s instead of 4 s.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options", "-c cursor_tuple_fraction=1.0"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
