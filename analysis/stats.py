@@ -383,40 +383,137 @@ def _qwilcox(probability: float, cdf: FloatArray) -> int:
 class _PairwiseDifferences:
     """Order statistics of the m*n differences x_i - y_j (the Hodges-Lehmann building block).
 
-    Up to ten million pairs they are computed and sorted once and are exact; beyond that the
-    value is found by bisection, counting pairs at or below it with one binary search per x,
-    which is accurate to floating-point resolution without holding all pairs in memory.
+    Exact for any m and n: the k-th smallest is the same float as element k of the sorted
+    array of all m*n differences, without building that array. Tied values are collapsed
+    first, so the differences form a matrix over the distinct x and distinct y whose cells
+    carry multiplicities (count of x times count of y). Small matrices are sorted outright.
+    Larger ones are searched as a sorted matrix: rows and columns both ascend, so the cells
+    at or below any value form a staircase that one binary search per row finds, and each
+    round brackets the target rank between two cells taken from an evenly spaced sample of
+    the remaining candidates, which shrinks them about twentyfold; three or four rounds of
+    O((m + n) log(m + n)) work replace sorting m*n differences (the candidates left at the end
+    are sorted).
     """
 
-    _EXACT_LIMIT = 10_000_000
+    _SORT_LIMIT = 1 << 14  # cells (distinct x times distinct y) sorted outright
+    _SAMPLE = 1 << 12  # candidate cells sampled per round to place the two pivots
 
     def __init__(self, x: FloatArray, y: FloatArray) -> None:
-        self.x = np.sort(x)
-        self.y = np.sort(y)
         self.total = x.size * y.size
+        x_values, x_counts = np.unique(x, return_counts=True)
+        y_values, y_counts = np.unique(y, return_counts=True)
+        # x_i - y_j is computed as x_i + (-y_j), the same float, so that with y negated and
+        # reversed both rows and columns ascend. Rows are the shorter side.
+        z_values, z_counts = -y_values[::-1], y_counts[::-1]
+        if x_values.size > z_values.size:
+            x_values, z_values = z_values, x_values
+            x_counts, z_counts = z_counts, x_counts
+        self._rows, self._columns = x_values, z_values
+        self._row_weight = x_counts.astype(np.int64)
+        self._column_weight = z_counts.astype(np.int64)
+        # Observations in the first j columns, j = 0..columns.
+        self._columns_below = np.concatenate([[0], np.cumsum(self._column_weight)])
         self._sorted: FloatArray | None = None
-        if self.total <= self._EXACT_LIMIT:
-            self._sorted = np.sort(np.subtract.outer(self.x, self.y).ravel())
+        self._pairs_through: npt.NDArray[np.int64] | None = None  # pairs up to each sorted cell
+        finite = bool(np.isfinite(x).all() and np.isfinite(y).all())
+        # Non-finite values (inf - inf is NaN) break the ordering the search relies on.
+        if x_values.size * z_values.size <= self._SORT_LIMIT or not finite:
+            cells = np.add.outer(x_values, z_values).ravel()
+            order = np.argsort(cells, kind="stable")
+            self._sorted = cells[order]
+            self._pairs_through = np.cumsum(np.multiply.outer(x_counts, z_counts).ravel()[order])
+
+    def _columns_counted(self, value: float, *, strict: bool) -> npt.NDArray[np.int64]:
+        """Per row, how many columns hold a difference <= value (< value if ``strict``)."""
+        rows, columns = self._rows, self._columns
+        counted = np.less if strict else np.less_equal
+        # columns[j] <= value - row, up to the rounding of the two subtractions; then move
+        # the boundary to where the differences as computed change sides (a step or two at
+        # most, only where a column lies within rounding of the boundary).
+        count = np.searchsorted(columns, value - rows, side="left" if strict else "right")
+        while True:
+            inside = count < columns.size
+            grow = inside.copy()
+            grow[inside] = counted(rows[inside] + columns[count[inside]], value)
+            past = count > 0
+            shrink = past.copy()
+            shrink[past] = ~counted(rows[past] + columns[count[past] - 1], value)
+            if not (grow.any() or shrink.any()):
+                return count
+            count += grow
+            count -= shrink
+
+    def _weight(self, count: npt.NDArray[np.int64]) -> int:
+        """Observed pairs in the first ``count[i]`` columns of each row i."""
+        return int((self._row_weight * self._columns_below[count]).sum())
+
+    def _candidates(
+        self,
+        low: npt.NDArray[np.int64],
+        high: npt.NDArray[np.int64],
+        positions: npt.NDArray[np.int64],
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]:
+        """Row and column of the candidate cells at the given positions, counted row by row."""
+        ends = np.cumsum(high - low)
+        row = np.searchsorted(ends, positions, side="right")
+        column = low[row] + positions - (ends[row] - (high - low)[row])
+        return row, column
 
     def kth(self, k: int) -> float:
         """The k-th smallest difference, k counted from 1."""
-        if self._sorted is not None:
-            return float(self._sorted[k - 1])
-        xs, ys = self.x, self.y
-
-        def count_at_most(value: float) -> int:
-            return int((ys.size - np.searchsorted(ys, xs - value, side="left")).sum())
-
-        low, high = float(xs[0] - ys[-1]), float(xs[-1] - ys[0])
-        for _ in range(200):
-            middle = (low + high) / 2
-            if middle in (low, high):
-                break
-            if count_at_most(middle) >= k:
-                high = middle
-            else:
-                low = middle
-        return high
+        if self._sorted is not None and self._pairs_through is not None:
+            return float(self._sorted[np.searchsorted(self._pairs_through, k, side="left")])
+        rows, columns = self._rows, self._columns
+        # Candidates: columns low[i] <= j < high[i] of each row i; pairs before them: below.
+        low = np.zeros(rows.size, dtype=np.int64)
+        high = np.full(rows.size, columns.size, dtype=np.int64)
+        below = 0
+        narrow = False  # after a round without progress, bracket with a single pivot
+        while True:
+            remaining = int((high - low).sum())
+            if remaining <= self._SORT_LIMIT:
+                row, column = self._candidates(low, high, np.arange(remaining, dtype=np.int64))
+                cells = rows[row] + columns[column]
+                order = np.argsort(cells, kind="stable")
+                weight = (self._row_weight[row] * self._column_weight[column])[order]
+                position = np.searchsorted(below + np.cumsum(weight), k, side="left")
+                return float(cells[order][position])
+            # Two pivots around the target rank, read off an evenly spaced sample of the
+            # candidate cells, each counted as often as its pair occurs.
+            spacing = remaining / self._SAMPLE
+            row, column = self._candidates(
+                low, high, ((np.arange(self._SAMPLE) + 0.5) * spacing).astype(np.int64)
+            )
+            cells = rows[row] + columns[column]
+            order = np.argsort(cells)
+            cells = cells[order]
+            weight = (self._row_weight[row] * self._column_weight[column])[order]
+            share = np.cumsum(weight) / weight.sum()
+            target = (k - below) / (self._weight(high) - below)
+            if narrow:
+                margin = 0.0
+            else:  # about 3.5 standard errors of the sample quantile either side
+                margin = 3.5 * math.sqrt(target * (1 - target) / self._SAMPLE) + 2 / self._SAMPLE
+            last = cells.size - 1
+            lower = float(cells[min(int(np.searchsorted(share, target - margin)), last)])
+            upper = float(cells[min(int(np.searchsorted(share, target + margin)), last)])
+            under = np.clip(self._columns_counted(lower, strict=True), low, high)
+            at_most = np.clip(self._columns_counted(upper, strict=False), low, high)
+            under_weight, at_most_weight = self._weight(under), self._weight(at_most)
+            if under_weight >= k:  # below the lower pivot
+                high = under
+            elif at_most_weight < k:  # above the upper pivot
+                low, below = at_most, at_most_weight
+            elif lower == upper:
+                return lower
+            else:  # between the pivots, both included
+                low, high, below = under, at_most, under_weight
+            # Each round removes at least one pivot's cells; if the bracket removed nothing
+            # else, the next round uses one pivot at the target, which settles or shrinks it.
+            stuck = int((high - low).sum()) == remaining
+            if stuck and narrow:  # impossible while the counts are exact
+                raise RuntimeError("order statistic search of pairwise differences is stuck")
+            narrow = stuck
 
     def median(self) -> float:
         """The Hodges-Lehmann estimate of the shift x - y."""
@@ -1269,30 +1366,48 @@ class LogRankTable:
     p_value: float
 
 
+def _in_order_sum(terms: FloatArray) -> FloatArray:
+    """Sum over the first axis as a running total in that order (numpy's ``sum`` adds pairwise,
+    which rounds differently), so the log-rank sums are those of R's loop over event times."""
+    if terms.shape[0] == 0:
+        return np.zeros(terms.shape[1:])
+    return np.cumsum(terms, axis=0)[-1]
+
+
 def logrank_table(
     times: Sequence[npt.ArrayLike], events: Sequence[npt.ArrayLike], groups: Sequence[str]
 ) -> LogRankTable:
-    """The k-sample log-rank test, as R's ``survdiff`` (rho = 0)."""
+    """The k-sample log-rank test, as R's ``survdiff`` (rho = 0).
+
+    At each distinct finishing time everyone with a time at or after it is at risk (so a
+    participant censored at that very time still counts), the d tied finishes share the
+    hypergeometric variance d (n - d) / (n - 1), and ``event == 1`` marks a finish. Rows with a
+    missing time take no part.
+    """
+    k = len(times)
     t_all = np.concatenate([np.asarray(t, dtype=np.float64) for t in times])
     e_all = np.concatenate([np.asarray(e, dtype=np.float64) for e in events])
-    g_all = np.concatenate([np.full(np.asarray(t).size, i) for i, t in enumerate(times)])
-    k = len(times)
-    observed = np.zeros(k)
-    expected = np.zeros(k)
-    covariance = np.zeros((k, k))
-    for moment in np.unique(t_all[e_all == 1]):
-        at_risk = t_all >= moment
-        n_total = int(at_risk.sum())
-        finishing = (t_all == moment) & (e_all == 1)
-        d_total = int(finishing.sum())
-        n_group = np.bincount(g_all[at_risk], minlength=k).astype(np.float64)
-        d_group = np.bincount(g_all[finishing], minlength=k).astype(np.float64)
-        observed += d_group
-        expected += d_total * n_group / n_total
-        if n_total > 1:
-            share = n_group / n_total
-            factor = d_total * (n_total - d_total) / (n_total - 1)
-            covariance += factor * (np.diag(share) - np.outer(share, share))
+    g_all = np.repeat(np.arange(k), [np.asarray(t).size for t in times])
+    timed = ~np.isnan(t_all)
+    moments, slot = np.unique(t_all[timed], return_inverse=True)
+    # One cell per (arm, distinct time): who leaves the risk set there, and who finishes.
+    cell = g_all[timed] * moments.size + slot
+    cells = k * moments.size
+    leaving = np.bincount(cell, minlength=cells).reshape(k, moments.size)
+    finishing = np.bincount(cell[e_all[timed] == 1], minlength=cells).reshape(k, moments.size)
+    at_risk = np.cumsum(leaving[:, ::-1], axis=1)[:, ::-1]
+    event_times = finishing.sum(axis=0) > 0
+    n_group = at_risk[:, event_times].T.astype(np.float64)  # (event time, arm)
+    d_group = finishing[:, event_times].T.astype(np.float64)
+    n_total = n_group.sum(axis=1)
+    d_total = d_group.sum(axis=1)
+    observed = _in_order_sum(d_group)
+    expected = _in_order_sum(d_total[:, None] * n_group / n_total[:, None])
+    several = n_total > 1  # with one at risk the variance term is 0 / 0, taken as 0
+    share = n_group[several] / n_total[several, None]
+    factor = d_total[several] * (n_total[several] - d_total[several]) / (n_total[several] - 1)
+    spread = share[:, :, None] * np.eye(k) - share[:, :, None] * share[:, None, :]
+    covariance = _in_order_sum(factor[:, None, None] * spread)
     difference = (observed - expected)[: k - 1]
     statistic = float(difference @ np.linalg.solve(covariance[: k - 1, : k - 1], difference))
     return LogRankTable(

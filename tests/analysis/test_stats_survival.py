@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from analysis import stats
 
@@ -194,3 +195,115 @@ def test_logrank_across_three_arms_has_two_degrees_of_freedom() -> None:
     assert result.df == 2
     assert result.groups == ("control", "ai", "tutor")
     assert "observed/expected" in result.notes
+
+
+# --- log-rank: ties and censoring -----------------------------------------------------------
+
+# Remission weeks of the 6-MP trial (Freireich et al. 1963, Blood 21:699), as tabulated by
+# Gehan (1965) and in most survival textbooks (e.g. Le, Introductory Biostatistics, example
+# 11.1): relapse (1) or still in remission (0). Events and censorings are tied at 6 and 10.
+REMISSION_6MP = [
+    (6, 1), (6, 1), (6, 1), (7, 1), (10, 1), (13, 1), (16, 1), (22, 1), (23, 1), (6, 0), (9, 0),
+    (10, 0), (11, 0), (17, 0), (19, 0), (20, 0), (25, 0), (32, 0), (32, 0), (34, 0), (35, 0),
+]  # fmt: skip
+REMISSION_PLACEBO = [
+    (1, 1), (1, 1), (2, 1), (2, 1), (3, 1), (4, 1), (4, 1), (5, 1), (5, 1), (8, 1), (8, 1),
+    (8, 1), (8, 1), (11, 1), (11, 1), (12, 1), (12, 1), (15, 1), (17, 1), (22, 1), (23, 1),
+]  # fmt: skip
+
+
+def test_logrank_matches_published_survdiff_on_the_remission_data_with_tied_times() -> None:
+    # R: survdiff(Surv(time, event) ~ group) prints expected 10.7 (placebo) and 19.3 (6-MP),
+    # Chisq = 16.8 on 1 df, p = 4.17e-05
+    # (https://rstudio-pubs-static.s3.amazonaws.com/79128_036da04b5d9e4a20b30803e3f08363fe.html).
+    arms = [np.array(REMISSION_PLACEBO, float), np.array(REMISSION_6MP, float)]
+    table = stats.logrank_table([a[:, 0] for a in arms], [a[:, 1] for a in arms], ["p", "6mp"])
+    assert list(table.observed) == [21, 9]
+    assert table.expected == pytest.approx([10.7, 19.3], abs=0.05)
+    assert table.statistic == pytest.approx(16.8, abs=0.05)
+    assert table.p_value == pytest.approx(4.17e-05, abs=0.005e-05)
+
+
+def tied_censored_trial(arms: int, seed: int) -> pd.DataFrame:
+    """Whole-minute completion times (many ties), censored at the limit and at random before
+    it, so that finishes and censorings also share times."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(arms):
+        minutes = np.ceil(rng.exponential(15.0 + 6 * index, 120 + 10 * index))
+        finished = (minutes <= 35) & (rng.random(minutes.size) > 0.15)
+        rows.append(
+            pd.DataFrame(
+                {"arm": f"arm{index}", "minutes": np.minimum(minutes, 35), "finished": finished}
+            )
+        )
+    frame = pd.concat(rows, ignore_index=True)
+    frame["finished"] = frame["finished"].astype(int)
+    both = frame.groupby("minutes")["finished"].agg(["min", "max"])
+    assert ((both["min"] == 0) & (both["max"] == 1)).sum() >= 5  # finishes tied with censorings
+    return frame
+
+
+def test_two_arm_logrank_with_tied_and_censored_times_matches_scipy() -> None:
+    frame = tied_censored_trial(2, seed=31)
+    result = stats.logrank(frame, time="minutes", event="finished", arm="arm", reference="arm0")
+
+    def sample(level: str) -> sps.CensoredData:
+        rows = frame[frame.arm == level]
+        return sps.CensoredData(
+            uncensored=rows.minutes[rows.finished == 1], right=rows.minutes[rows.finished == 0]
+        )
+
+    reference = sps.logrank(sample("arm0"), sample("arm1"))
+    assert result.statistic == pytest.approx(float(reference.statistic) ** 2, rel=1e-12)
+    assert result.p_value == pytest.approx(float(reference.pvalue), rel=1e-9)
+
+
+def logrank_by_event_time(
+    time: np.ndarray, event: np.ndarray, arm: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The k-sample log-rank test written out one event time at a time from its definition
+    (Klein & Moeschberger 2003, section 7.3): at each distinct event time, everyone with a
+    time at or after it is at risk; observed minus expected finishes per arm with the
+    hypergeometric covariance d (n - d) / (n - 1) (diag(share) - share share')."""
+    observed, expected = np.zeros(k), np.zeros(k)
+    covariance = np.zeros((k, k))
+    for moment in np.unique(time[event == 1]):
+        at_risk = np.array([np.sum((time >= moment) & (arm == g)) for g in range(k)], float)
+        finishing = np.array(
+            [np.sum((time == moment) & (event == 1) & (arm == g)) for g in range(k)], float
+        )
+        n, d = at_risk.sum(), finishing.sum()
+        observed += finishing
+        expected += d * at_risk / n
+        if n > 1:
+            share = at_risk / n
+            covariance += d * (n - d) / (n - 1) * (np.diag(share) - np.outer(share, share))
+    difference = (observed - expected)[:-1]
+    statistic = float(difference @ np.linalg.solve(covariance[:-1, :-1], difference))
+    return observed, expected, statistic
+
+
+@pytest.mark.parametrize("arms", [2, 3, 4])
+def test_logrank_with_tied_and_censored_times_matches_the_test_written_out_per_event_time(
+    arms: int,
+) -> None:
+    frame = tied_censored_trial(arms, seed=arms)
+    levels = [f"arm{index}" for index in range(arms)]
+    per_arm = [frame[frame.arm == level] for level in levels]
+    table = stats.logrank_table(
+        [rows.minutes.to_numpy() for rows in per_arm],
+        [rows.finished.to_numpy() for rows in per_arm],
+        levels,
+    )
+    observed, expected, statistic = logrank_by_event_time(
+        frame.minutes.to_numpy(float),
+        frame.finished.to_numpy(float),
+        frame.arm.map({level: index for index, level in enumerate(levels)}).to_numpy(),
+        arms,
+    )
+    assert list(table.observed) == list(observed)
+    assert table.expected == pytest.approx(expected, rel=1e-12)
+    assert table.statistic == pytest.approx(statistic, rel=1e-12)
+    assert table.df == arms - 1
+    assert table.p_value == pytest.approx(float(sps.chi2.sf(statistic, arms - 1)), rel=1e-9)

@@ -123,8 +123,8 @@ def test_one_sided_mann_whitney_interval_is_open_on_one_side() -> None:
 
 
 def test_hodges_lehmann_beyond_ten_million_pairs_matches_the_exact_median() -> None:
-    # Above ten million pairs the order statistics come from bisection on the value instead
-    # of a sorted array of all differences; they must agree to floating-point resolution.
+    # Ten million pairs and more are never sorted: the order statistics come from a search
+    # over the sorted samples, which must agree with the median of all differences.
     rng = np.random.default_rng(3)
     x, y = rng.normal(0.5, 1, 3300), rng.normal(0, 1, 3100)
     result = stats.mann_whitney(x, y)
@@ -295,3 +295,55 @@ def test_per_category_outcomes_are_adjusted_as_one_family() -> None:
     assert len(results) == 4
     expected = stats.adjust_pvalues([r.p_value for r in results], "bh")
     assert [r.adjusted_p for r in results] == pytest.approx(list(expected))
+
+
+def pairwise_data(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(2026)
+    if kind == "continuous":
+        return rng.normal(0.4, 1, 150), rng.normal(0, 1.5, 120)
+    if kind == "minutes to the hundredth":
+        return np.round(rng.exponential(20, 150), 2), np.round(rng.exponential(25, 120), 2)
+    if kind == "integer grid":  # many pairs share a difference
+        return np.arange(150.0), np.arange(120.0) * 2
+    if kind == "tied scores":
+        return rng.integers(0, 40, 150) / 2, rng.integers(0, 40, 120) / 2
+    # x - y rounds to the same float for runs of y: only the differences as computed decide
+    # which side of a pivot a pair falls.
+    return 1e16 + np.arange(150) * 2.0, np.arange(120) * 0.25
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["continuous", "minutes to the hundredth", "integer grid", "tied scores", "large offset"],
+)
+def test_hodges_lehmann_search_gives_the_order_statistics_of_all_sorted_differences(
+    monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # Large samples are searched instead of sorting every pairwise difference; tiny limits
+    # force that search through many rounds on samples small enough to sort. Each order
+    # statistic must be the very float that sorting all m*n differences gives.
+    monkeypatch.setattr(stats._PairwiseDifferences, "_SORT_LIMIT", 64)
+    monkeypatch.setattr(stats._PairwiseDifferences, "_SAMPLE", 32)
+    x, y = pairwise_data(kind)
+    differences = np.sort(np.subtract.outer(x, y).ravel())
+    search = stats._PairwiseDifferences(x, y)
+    total = differences.size
+    for k in [1, 2, total // 2, total // 2 + 1, total - 1, total, *range(3, total, 61)]:
+        assert search.kth(k) == differences[k - 1], k
+
+
+def test_mann_whitney_on_many_pairs_gives_the_exact_median_and_r_interval() -> None:
+    # 720,000 pairs: searched, not sorted. The estimate is exactly the median of all
+    # differences, and each end of the interval is where R's normal-approximation statistic
+    # changes sign (as in the test on the sleep data above).
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(0.5, 1, 900), rng.normal(0, 1, 800)
+    result = stats.mann_whitney(x, y)
+    differences = np.sort(np.subtract.outer(x, y).ravel())
+    assert result.estimate == float(np.median(differences))
+    z = float(sps.norm.isf(0.025))
+    for end, quantile in ((result.ci_low, z), (result.ci_high, -z)):
+        index = int(np.searchsorted(differences, end))
+        assert differences[index] == end
+        step = min(end - differences[index - 1], differences[index + 1] - end) / 2
+        assert r_wdiff(x, y, end - step, quantile) > 0 >= r_wdiff(x, y, end + step, quantile)
