@@ -417,7 +417,6 @@ class _Run:
             except (
                 ValueError,
                 ArithmeticError,
-                IndexError,  # e.g. a model with no events at all
                 np.linalg.LinAlgError,
                 PerfectSeparationError,
             ) as exc:

@@ -1480,6 +1480,10 @@ def cox(
         frame, outcome=time, arm=arm, reference=reference, covariates=covariates, extra=[event]
     )
     status = frame.loc[design.used, event].astype(np.float64).to_numpy(dtype=np.float64)
+    if not status.any():
+        raise ValueError(
+            "no one finished (every time is censored): a hazard ratio cannot be estimated"
+        )
     exog = design.x.drop(columns="const")  # the baseline hazard takes the place of a constant
     fit = PHReg(design.y, exog, status=status, ties="efron").fit()
     names = list(exog.columns)

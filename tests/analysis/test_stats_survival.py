@@ -307,3 +307,9 @@ def test_logrank_with_tied_and_censored_times_matches_the_test_written_out_per_e
     assert table.statistic == pytest.approx(statistic, rel=1e-12)
     assert table.df == arms - 1
     assert table.p_value == pytest.approx(float(sps.chi2.sf(statistic, arms - 1)), rel=1e-9)
+
+
+def test_cox_without_any_finish_says_why():
+    frame = pd.DataFrame({"t": [35.0] * 6, "done": [0] * 6, "arm": ["a", "a", "a", "b", "b", "b"]})
+    with pytest.raises(ValueError, match="no one finished"):
+        stats.cox(frame, time="t", event="done", arm="arm", reference="b")
