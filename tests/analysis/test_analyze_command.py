@@ -144,7 +144,8 @@ def test_unknown_slug_names_the_known_trials(live_trial: Any) -> None:
 )
 @pytest.mark.django_db
 def test_a_trial_by_slug(live_trial: Any, tmp_path: Path) -> None:
-    synthetic = pytest.importorskip("analysis.synthetic")
+    from analysis import synthetic
+
     synthetic.synthesize_trial(live_trial, participants=40, seed=8, events_per_participant=20)
     output = analyze(live_trial.slug, "--json", str(tmp_path / "r.json"), "--seed", "2")
     document = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))

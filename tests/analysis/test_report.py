@@ -187,7 +187,8 @@ def login(role: str, name: str) -> Client:
 
 @pytest.fixture
 def trial_with_data(live_trial: Any) -> Any:
-    synthetic = pytest.importorskip("analysis.synthetic")
+    from analysis import synthetic
+
     synthetic.synthesize_trial(live_trial, participants=40, seed=3, events_per_participant=20)
     return live_trial
 

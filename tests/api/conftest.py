@@ -148,7 +148,8 @@ def populated(live_trial: Trial, eligible_answers: dict[str, Any]) -> dict[str, 
 def synthetic_trial(live_trial: Trial, eligible_answers: dict[str, Any]) -> Trial:
     """The sample trial with two dozen synthetic participants (analysis.synthetic, the
     project's generator for tests and benchmarks) and one real one."""
-    synthetic = pytest.importorskip("analysis.synthetic")
+    from analysis import synthetic
+
     synthetic.synthesize_trial(live_trial, participants=24, seed=7, events_per_participant=12)
     enroll(live_trial, eligible_answers, through=STAGES_AFTER_SCREENING)
     return live_trial

@@ -1,10 +1,9 @@
-"""Data sets, the codebook, export bundles and analysis results through the API. They are
-built by the analysis package; each test skips while the function it needs is missing."""
+"""Data sets, the codebook, export bundles and analysis results through the API (built by
+the analysis package)."""
 
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import zipfile
@@ -19,17 +18,6 @@ SLUG = "trio-skill-formation"
 BASE = f"/api/trials/{SLUG}"
 
 
-def needs(module: str, *names: str) -> None:
-    """Skip unless ``module`` imports and defines every one of ``names``."""
-    try:
-        found = importlib.import_module(module)
-    except ImportError:
-        pytest.skip(f"{module} is not written yet")
-    missing = [name for name in names if not hasattr(found, name)]
-    if missing:
-        pytest.skip(f"{module} lacks {', '.join(missing)}")
-
-
 def _identifiers(populated) -> list[str]:
     values = []
     for p in Participant.objects.filter(trial=populated["trial"]):
@@ -39,8 +27,6 @@ def _identifiers(populated) -> list[str]:
 
 @pytest.mark.parametrize("name", ["participants", "items", "events", "allocations"])
 def test_a_dataset_page_is_json_records_with_its_columns(populated, statistician, name):
-    needs("analysis.datasets", "dataset_frame", "dataset_columns")
-    needs("analysis.exports", "jsonl_chunks")
     response = statistician.get(f"{BASE}/datasets/{name}/", {"limit": 1000})
     assert response.status_code == 200, response.content[:2000]
     body = response.json()
@@ -53,7 +39,6 @@ def test_a_dataset_page_is_json_records_with_its_columns(populated, statistician
 
 
 def test_dataset_pages_follow_limit_and_offset(populated, statistician):
-    needs("analysis.datasets", "dataset_frame")
     whole = statistician.get(f"{BASE}/datasets/participants/").json()
     rows, url = [], f"{BASE}/datasets/participants/?limit=2"
     while url:
@@ -66,7 +51,6 @@ def test_dataset_pages_follow_limit_and_offset(populated, statistician):
 
 
 def test_participants_dataset_has_one_row_each_with_arm(populated, statistician):
-    needs("analysis.datasets", "dataset_frame")
     body = statistician.get(f"{BASE}/datasets/participants/").json()
     arms = {row["participant"]: row["arm"] for row in body["results"]}
     midway = populated["midway"]
@@ -75,8 +59,6 @@ def test_participants_dataset_has_one_row_each_with_arm(populated, statistician)
 
 
 def test_a_dataset_as_csv_streams_the_same_columns(populated, statistician):
-    needs("analysis.datasets", "iter_dataset_chunks", "dataset_columns")
-    needs("analysis.exports", "csv_chunks")
     response = statistician.get(f"{BASE}/datasets/events/", {"format": "csv"})
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -91,7 +73,6 @@ def test_a_dataset_as_csv_streams_the_same_columns(populated, statistician):
 def test_identified_datasets_need_the_permission_and_say_so(
     populated, statistician, identifier_reader
 ):
-    needs("analysis.datasets", "dataset_frame")
     url = f"{BASE}/datasets/participants/"
     assert statistician.get(url, {"identified": "true"}).status_code == 403
     response = identifier_reader.get(url, {"identified": "true"})
@@ -120,7 +101,6 @@ def test_unknown_dataset_and_bad_parameters(populated, statistician):
 
 
 def test_the_codebook_describes_every_column_of_every_dataset(populated, statistician):
-    needs("analysis.datasets", "dataset_columns", "DATASETS")
     response = statistician.get(f"{BASE}/codebook/")
     assert response.status_code == 200
     book = response.json()
@@ -141,7 +121,6 @@ def test_the_codebook_describes_every_column_of_every_dataset(populated, statist
 
 
 def test_the_export_bundle_streams_a_zip_with_a_manifest(populated, statistician):
-    needs("analysis.exports", "bundle_stream", "bundle_filename")
     response = statistician.get(f"{BASE}/exports/", {"format": "csv"})
     assert response.status_code == 200, response.content[:2000]
     assert response["Content-Type"] == "application/zip"
@@ -156,7 +135,6 @@ def test_the_export_bundle_streams_a_zip_with_a_manifest(populated, statistician
 
 @pytest.mark.parametrize("fmt", ["parquet", "json", "progsnap2"])
 def test_every_export_format_downloads(populated, statistician, fmt):
-    needs("analysis.exports", "bundle_stream", "bundle_filename")
     response = statistician.get(f"{BASE}/exports/", {"format": fmt})
     assert response.status_code == 200
     assert zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))).namelist()
@@ -169,8 +147,6 @@ def test_export_refusals(populated, statistician):
 
 
 def test_identified_exports_are_recorded_as_such(populated, identifier_reader):
-    needs("analysis.exports", "bundle_stream", "bundle_filename")
-    needs("analysis.models", "DataExport")
     from analysis.models import DataExport
 
     response = identifier_reader.get(f"{BASE}/exports/", {"identified": "true"})
@@ -182,8 +158,6 @@ def test_identified_exports_are_recorded_as_such(populated, identifier_reader):
 
 
 def test_results_are_the_analysis_json(synthetic_trial, statistician):
-    needs("analysis.analyze", "run_analysis")
-    needs("analysis.datasets", "analysis_input")
     response = statistician.get(f"{BASE}/results/")
     assert response.status_code == 200, response.content[:2000]
     body = json.loads(response.content)  # strict JSON: no NaN
@@ -197,24 +171,18 @@ def test_results_are_the_analysis_json(synthetic_trial, statistician):
 
 
 def test_results_of_a_trial_nobody_joined_are_a_409_not_a_500(live_trial, statistician):
-    needs("analysis.analyze", "run_analysis", "AnalysisError")
-    needs("analysis.datasets", "analysis_input")
     response = statistician.get(f"{BASE}/results/")
     assert response.status_code == 409
     assert response.json()["detail"]
 
 
 def test_results_of_a_tiny_trial_are_not_a_500(populated, statistician):
-    needs("analysis.analyze", "run_analysis")
-    needs("analysis.datasets", "analysis_input")
     response = statistician.get(f"{BASE}/results/")
     assert response.status_code in (200, 409)
 
 
 def test_the_api_names_the_same_datasets_and_formats_as_the_analysis_package():
     # The API lists them itself so that its schema can be built without pandas.
-    needs("analysis.datasets", "DATASETS")
-    needs("analysis.exports", "FORMATS")
     from analysis.datasets import DATASETS
     from analysis.exports import FORMATS
     from api.queries import EXPORT_FORMATS
