@@ -4,8 +4,9 @@ events each (2 million events) on PostgreSQL.
     .venv/bin/python bench/bench_data.py [--participants 10000] [--events-per-participant 200]
                                          [--reuse] [--formats csv,parquet] [--no-datasets]
 
-The database (``DATABASE_URL``, default ``postgres://postgres@127.0.0.1:5432/skilltrial_bench``)
-is dropped and recreated, migrated, the sample trial imported and launched, and filled with
+The database (``BENCH_DATABASE_URL``, never ``DATABASE_URL``; default
+``postgres://postgres@127.0.0.1:5432/skilltrial_bench``) is dropped and recreated, migrated,
+the sample trial imported and launched, and filled with
 ``analysis.synthetic.synthesize_trial``; ``--reuse`` keeps a database an earlier run filled.
 It prints:
 
@@ -235,7 +236,7 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=10_000)
     parser.add_argument("--events-per-participant", dest="events", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--url", default=os.environ.get("DATABASE_URL") or DEFAULT_URL)
+    parser.add_argument("--url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL)
     parser.add_argument(
         "--reuse", action="store_true", help="keep the database if an earlier run filled it"
     )
