@@ -376,6 +376,14 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
                 f"Task {folder} was submitted",
                 "task_states.submitted_at",
             ),
+            Column(
+                f"task_{name}_submitted_min",
+                "number",
+                f"Minutes from the start of stage {s.key} until task {folder} was submitted"
+                " (empty if it never was)",
+                "task_states.submitted_at",
+                unit="minutes",
+            ),
         ]
     cols += [
         Column(
@@ -951,8 +959,10 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, 
             row[f"task_{name}_censored"] = censored
             row[f"task_{name}_runs"] = runs if rec else None
             row[f"task_{name}_checks"] = checks if rec else None
-            row[f"task_{name}_submitted"] = (
-                (state is not None and state.submitted_at is not None) if rec else None
+            submitted_at = state.submitted_at if state is not None else None
+            row[f"task_{name}_submitted"] = (submitted_at is not None) if rec else None
+            row[f"task_{name}_submitted_min"] = (
+                _minutes(rec.started_at, submitted_at) if rec and submitted_at else None
             )
         warm = _warmup_stage(shape)
         row["warmup_time_min"] = row.get(f"stage_{warm.key}_time_min") if warm else None

@@ -77,6 +77,10 @@ def test_participants_one_row_each_with_declared_columns_and_types(live_trial, e
             runs=4,
             checks=2,
         )
+    TaskState.objects.filter(participant=done, stage__key="warmup").update(
+        submitted_at=warm.started_at + timedelta(minutes=4)
+    )
+    TaskState.objects.filter(participant=done, stage__key="main_tasks").update(submitted_at=None)
     # Two pastes (one from the assistant), 90 seconds in the chat box, two assistant turns.
     main = StageRecord.objects.get(participant=done, stage__key="main_tasks").stage
     event_log(done, "paste", stage=main, payload={"length": 30, "from_assistant": True})
@@ -124,6 +128,9 @@ def test_participants_one_row_each_with_declared_columns_and_types(live_trial, e
     assert bool(row["stage_warmup_censored"]) is False
     assert bool(row["stage_main_tasks_censored"]) is True
     assert row["task_warmup_runs"] in (0, 4)
+    assert row["task_warmup_submitted"]
+    assert row["task_warmup_submitted_min"] == pytest.approx(4.0)
+    assert pd.isna(row["task_fetch_all_submitted_min"])
     assert row["quiz_score"] == 2.0
     assert row["quiz_max"] == 27.0
     assert row["quiz_cat_conceptual"] >= 1.0
