@@ -9,13 +9,22 @@ file and the line (TOML) or the column and line (CSV), e.g.::
     data.csv: arms.column: column 'group' not found (columns: pid, condition, ...)
     data.csv:15: column 'quiz_total': 'abc' is not a number
 
+The CSV is also checked for impossible values, in the rows the filter keeps (line numbers
+count the header as line 1; up to ten problems are reported together):
+
+* points (an outcome or category with ``max_points`` or ``max_column``) lie in 0..max;
+* times are >= 0, and a time above ``limit`` must be censored: with ``censored =
+  "at_limit"`` it is, with a censoring column the row must say "not finished", and with
+  ``censored = "none"`` (every time a finish) it is an error;
+* participant ids (``data.participant``) are unique.
+
 The format (see examples/external_mapping.toml)::
 
     title = "..."                        # optional
     [data]
     filter = "include == 1"              # optional: COLUMN OP VALUE, OP one of == != > >= < <=
     # filter = { column = "include", equals = 1 }   (or not_equals = ..., or in = [...])
-    participant = "pid"                  # optional id column
+    participant = "pid"                  # optional id column (ids must be unique)
     baseline = ["years", "python_use"]   # optional, for the baseline table
     per_protocol = "pp"                  # optional true/false column
     [arms]
@@ -75,6 +84,8 @@ DEFAULT_TYPES: dict[str, OutcomeKind] = {
 PLAN_KEYS = ("primary", "secondary", "covariates", "alpha")
 FILTER_OPS = ("==", "!=", ">=", "<=", ">", "<")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_PROBLEMS = 10  # CSV problems reported at once; the rest are counted
+SHOWN_DUPLICATES = 5  # duplicated participant ids listed by value and lines
 TRUE = frozenset({"true", "1", "yes", "y", "t", "1.0"})
 FALSE = frozenset({"false", "0", "no", "n", "f", "0.0"})
 
@@ -622,9 +633,114 @@ class _CsvCheck:
             )
         return lowered.map(lambda v: True if v in TRUE else (False if v in FALSE else None))
 
+    def row(self, position: int, column: str, message: str) -> None:
+        """A problem in one cell: ``data.csv:LINE: column 'c': message`` (header = line 1)."""
+        self.messages.append(f"{self.name}:{position + 2}: column {column!r}: {message}")
+
+    def cells(self, bad: pd.Series, column: str, message: Any) -> None:
+        """One problem per flagged row; ``message(position, text)`` words it."""
+        text = self.frame[column]
+        for position in np.flatnonzero(bad.fillna(False).to_numpy(dtype=bool)):
+            self.row(int(position), column, message(int(position), text.iloc[position]))
+
     def raise_if_any(self) -> None:
         if self.messages:
-            raise MappingError("\n".join(self.messages))
+            shown = self.messages[:MAX_PROBLEMS]
+            if len(self.messages) > MAX_PROBLEMS:
+                shown.append(f"... and {len(self.messages) - MAX_PROBLEMS} more problems")
+            raise MappingError("\n".join(shown))
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def _check_points(
+    check: _CsvCheck,
+    part: OutcomeMapping,
+    dotted: str,
+    values: pd.Series,
+    maxima: pd.Series | None,
+    rows: pd.Series,
+) -> None:
+    """Points lie within 0..max (``max_points``, or the row's ``max_column``) when a max is set."""
+    if part.max_points is None and maxima is None:
+        return
+    top = part.max_points
+    max_column = part.max_column
+    negative = values < 0
+    above = values > top if top is not None else pd.Series(False, index=values.index)
+    above_row = values > maxima if maxima is not None else pd.Series(False, index=values.index)
+
+    def why(position: int, text: str) -> str:
+        if negative.iloc[position]:
+            return f"{text!r} is negative (points are >= 0)"
+        if above.iloc[position] and top is not None:
+            return f"{text!r} is above {dotted}.max_points = {_number_text(top)}"
+        return (
+            f"{text!r} is above the row's maximum in column {max_column!r} "
+            f"({check.frame[str(max_column)].iloc[position]!r})"
+        )
+
+    check.cells(rows & (negative | above | above_row), part.column, why)
+
+
+def _check_times(
+    check: _CsvCheck,
+    outcome: OutcomeMapping,
+    times: pd.Series,
+    censored: pd.Series,
+    rows: pd.Series,
+) -> None:
+    """Times are >= 0; a time above the limit must be censored."""
+    column = outcome.column
+    check.cells(
+        rows & (times < 0), column, lambda _, text: f"{text!r} is negative (a time is >= 0)"
+    )
+    if outcome.limit is None:
+        return
+    limit = _number_text(outcome.limit)
+    dotted = f"outcomes.{outcome.name}"
+    rule = outcome.censoring
+    if rule.column:
+        flag_column = rule.column
+
+        def why(position: int, text: str) -> str:
+            flag = check.frame[flag_column].iloc[position]
+            return (
+                f"{text!r} is above {dotted}.limit = {limit} but the row is not censored "
+                f"(column {flag_column!r} is {flag!r}): a finish cannot come after the limit"
+            )
+    else:
+
+        def why(position: int, text: str) -> str:
+            return (
+                f'{text!r} is above {dotted}.limit = {limit}, and with censored = "none" '
+                "every time is a finish: a finish cannot come after the limit"
+            )
+
+    check.cells(rows & (times > outcome.limit) & ~censored, column, why)
+
+
+def _check_participants(check: _CsvCheck, column: str, rows: pd.Series) -> None:
+    """Participant ids are unique among the analysed rows (blank ids are not compared)."""
+    ids = check.frame[column][rows & (check.frame[column] != "")]
+    repeated = ids[ids.duplicated(keep=False)]
+    if repeated.empty:
+        return
+    lines: dict[str, list[int]] = {}
+    for position, value in repeated.items():
+        lines.setdefault(str(value), []).append(int(str(position)) + 2)
+    listed = "; ".join(
+        f"{value!r} on lines {', '.join(map(str, found))}"
+        for value, found in list(lines.items())[:SHOWN_DUPLICATES]
+    )
+    more = len(lines) - SHOWN_DUPLICATES
+    check.messages.append(
+        f"{check.name}:{min(lines[next(iter(lines))])}: column {column!r} (data.participant): "
+        f"duplicate participant ids: {listed}"
+        + (f"; and {more} more duplicated ids" if more > 0 else "")
+    )
 
 
 def _filter_rows(check: _CsvCheck, row_filter: RowFilter) -> pd.Series:
@@ -698,6 +814,8 @@ def csv_analysis_input(csv_path: str | Path, mapping: Mapping) -> AnalysisInput:
         _filter_rows(check, mapping.row_filter) if mapping.row_filter and filter_ok else everyone
     )
     check.raise_if_any()
+    if mapping.participant:
+        _check_participants(check, mapping.participant, included)
     arms = frame[mapping.arm_column]
     present = sorted(set(arms[included & (arms != "")]))
     if mapping.reference_arm not in present:
@@ -790,6 +908,14 @@ def _read_outcome(
             data[part.column] = check.numbers(part.column, rows)
             if part.max_column:
                 data[part.max_column] = check.numbers(part.max_column, rows)
+            _check_points(
+                check,
+                part,
+                f"outcomes.{outcome.name}.{key}",
+                data[part.column],
+                data[part.max_column] if part.max_column else None,
+                rows,
+            )
             parts[key] = OutcomeSpec(
                 "continuous",
                 part.column,
@@ -806,6 +932,15 @@ def _read_outcome(
     data[outcome.column] = check.numbers(outcome.column, rows)
     if outcome.max_column:
         data[outcome.max_column] = check.numbers(outcome.max_column, rows)
+    if outcome.kind == "continuous":
+        _check_points(
+            check,
+            outcome,
+            f"outcomes.{outcome.name}",
+            data[outcome.column],
+            data[outcome.max_column] if outcome.max_column else None,
+            rows,
+        )
     censored_column = None
     if outcome.kind == "time":
         # Always an explicit flag, so a limit given only as the restricted-mean horizon
@@ -813,17 +948,24 @@ def _read_outcome(
         censored_column = f"__censored__{outcome.name}"
         rule = outcome.censoring
         time = data[outcome.column]
+        raw_time = time.copy()  # before a missing flag blanks it: still checked
+        # Rows where a time above the limit is fine: censored ones ("at_limit" censors
+        # every such time) and ones without a flag (their time is dropped below).
+        late_ok = pd.Series(rule.kind == "at_limit", index=data.index)
         if rule.kind == "at_limit" and outcome.limit is not None:
             censored = (time >= outcome.limit).where(time.notna())
         elif rule.column:
             flags = check.flags(rule.column, rows)
             finished = flags if rule.kind == "completed_column" else flags.map(_negate)
             censored = finished.map(_negate)
+            late_ok = flags.isna()
             # No flag, no usable time: a censoring status cannot be guessed.
             data.loc[flags.isna(), outcome.column] = np.nan
         else:
             censored = pd.Series(False, index=data.index)
         data[censored_column] = censored.map(lambda v: v is True or v == 1)
+        late_ok = late_ok.astype(bool) | data[censored_column].astype(bool)
+        _check_times(check, outcome, raw_time, late_ok, rows)
     return OutcomeSpec(
         outcome.kind,
         outcome.column,

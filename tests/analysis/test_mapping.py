@@ -259,3 +259,116 @@ def test_docstring_format_example_parses(tmp_path: Path) -> None:
     mapping = load_mapping(tmp_path / "doc.toml")
     assert mapping.reference_arm == "control"
     assert mapping.row_filter is not None and mapping.row_filter.op == "=="
+
+
+# --------------------------------------------------------------------------------------------
+# Impossible values: points outside 0..max, negative or late times, duplicated ids
+# --------------------------------------------------------------------------------------------
+
+
+def csv_lines(tmp_path: Path, message: str) -> list[str]:
+    """The message's lines, with the CSV path shortened to data.csv."""
+    return message.replace(str(tmp_path / "data.csv"), "data.csv").splitlines()
+
+
+def with_flags(csv: str, header: str, flags: list[str]) -> str:
+    lines = csv.splitlines()
+    rows = [f"{row},{flag}" for row, flag in zip(lines[1:], flags, strict=True)]
+    return "\n".join([f"{lines[0]},{header}", *rows]) + "\n"
+
+
+def test_points_outside_zero_to_max_are_listed_together(tmp_path: Path) -> None:
+    csv = (
+        CSV.replace("1,ai,1,12,", "1,ai,1,21,")  # above max_points = 20
+        .replace("3,ai,1,9,30,3,", "3,ai,1,-1,30,11,")  # negative score, debugging above 10
+        .replace("8,control,1,14,29,6,", "8,control,1,14,29,-2,")  # negative category
+    )
+    assert csv_lines(tmp_path, error(tmp_path, csv=csv)) == [
+        "data.csv:2: column 'score': '21' is above outcomes.quiz_score.max_points = 20",
+        "data.csv:4: column 'score': '-1' is negative (points are >= 0)",
+        "data.csv:4: column 'debug': '11' is above "
+        "outcomes.category_scores.debugging.max_points = 10",
+        "data.csv:9: column 'debug': '-2' is negative (points are >= 0)",
+    ]
+
+
+def test_points_at_the_bounds_and_without_a_max_are_accepted(tmp_path: Path) -> None:
+    csv = CSV.replace("1,ai,1,12,20.5,5,4,", "1,ai,1,20,20.5,10,-3,")  # reading has no max
+    csv = csv.replace("2,control,1,15,", "2,control,1,0,")
+    mapping_path, csv_path = write(tmp_path, csv=csv)
+    inp = csv_analysis_input(csv_path, load_mapping(mapping_path))
+    assert inp.frame["score"].iloc[:2].tolist() == [20, 0]
+
+
+def test_points_above_the_rows_max_column(tmp_path: Path) -> None:
+    mapping = MAPPING.replace("max_points = 20", 'max_column = "out_of"')
+    csv = with_flags(CSV, "out_of", ["20", "15", "8", "20", "1", "20", "20", "20"])
+    assert csv_lines(tmp_path, error(tmp_path, mapping, csv)) == [
+        "data.csv:4: column 'score': '9' is above the row's maximum in column 'out_of' ('8')"
+    ]  # line 6 (2 of 1) is filtered out
+
+
+def test_negative_time_is_an_error(tmp_path: Path) -> None:
+    csv = CSV.replace("7,ai,1,11,18,", "7,ai,1,11,-5,")
+    assert csv_lines(tmp_path, error(tmp_path, csv=csv)) == [
+        "data.csv:8: column 'minutes': '-5' is negative (a time is >= 0)"
+    ]
+
+
+def test_time_above_the_limit_is_fine_when_censored_at_the_limit(tmp_path: Path) -> None:
+    csv = CSV.replace("2,control,1,15,30,", "2,control,1,15,31.5,")
+    mapping_path, csv_path = write(tmp_path, csv=csv)
+    inp = csv_analysis_input(csv_path, load_mapping(mapping_path))
+    assert bool(inp.frame[inp.outcomes["completion_time"].censored_column].iloc[1])
+
+
+def test_finish_after_the_limit_is_an_error(tmp_path: Path) -> None:
+    csv = CSV.replace("2,control,1,15,30,", "2,control,1,15,31.5,").replace(
+        "8,control,1,14,29,", "8,control,1,14,40,"
+    )
+    # row 2 did not finish (fine); row 8 finished at 40 > 30; row 3's flag is blank (no time)
+    csv = with_flags(csv, "done", ["1", "0", "", "1", "1", "1", "1", "1"])
+    csv = csv.replace("3,ai,1,9,30,", "3,ai,1,9,45,")
+    mapping = MAPPING.replace('censored = "at_limit"', 'censored = { completed_column = "done" }')
+    assert csv_lines(tmp_path, error(tmp_path, mapping, csv)) == [
+        "data.csv:9: column 'minutes': '40' is above outcomes.completion_time.limit = 30 but "
+        "the row is not censored (column 'done' is '1'): a finish cannot come after the limit"
+    ]
+    no_censoring = MAPPING.replace('censored = "at_limit"', 'censored = "none"')
+    message = error(tmp_path, no_censoring, CSV.replace("8,control,1,14,29,", "8,control,1,14,40,"))
+    assert csv_lines(tmp_path, message) == [
+        "data.csv:9: column 'minutes': '40' is above outcomes.completion_time.limit = 30, and "
+        'with censored = "none" every time is a finish: a finish cannot come after the limit'
+    ]
+
+
+def test_duplicate_participant_ids_are_listed_with_their_lines(tmp_path: Path) -> None:
+    mapping = MAPPING.replace("[data]\n", '[data]\nparticipant = "id"\n')
+    csv = CSV.replace("\n4,control", "\n1,control").replace("\n7,ai", "\n1,ai")
+    csv = csv.replace("\n8,control", "\n6,control")
+    csv = csv.replace("\n5,ai,0", "\n2,ai,0")  # filtered out: not a duplicate
+    assert csv_lines(tmp_path, error(tmp_path, mapping, csv)) == [
+        "data.csv:2: column 'id' (data.participant): duplicate participant ids: "
+        "'1' on lines 2, 5, 8; '6' on lines 7, 9"
+    ]
+    mapping_path, csv_path = write(tmp_path, mapping, CSV.replace("\n5,ai,0", "\n2,ai,0"))
+    inp = csv_analysis_input(csv_path, load_mapping(mapping_path))
+    assert inp.frame["participant"].tolist() == ["1", "2", "3", "4", "6", "7", "8"]
+
+
+def test_rows_excluded_by_the_filter_are_not_checked(tmp_path: Path) -> None:
+    csv = CSV.replace("5,ai,0,2,3,1,", "5,ai,0,99,-3,50,")
+    mapping_path, csv_path = write(tmp_path, csv=csv)
+    assert len(csv_analysis_input(csv_path, load_mapping(mapping_path)).frame) == 7
+
+
+def test_at_most_ten_problems_are_listed(tmp_path: Path) -> None:
+    lines = CSV.splitlines()
+    arms = ["ai", "control"]
+    rows = [f"{i},{arms[i % 2]},1,25,-1,5,4,3,1" for i in range(1, 9)]  # 16 problems
+    lines = csv_lines(tmp_path, error(tmp_path, csv="\n".join([lines[0], *rows]) + "\n"))
+    assert len(lines) == 11
+    assert (
+        lines[0] == "data.csv:2: column 'score': '25' is above outcomes.quiz_score.max_points = 20"
+    )
+    assert lines[-1] == "... and 6 more problems"
