@@ -26,9 +26,11 @@ from django.views.decorators.http import require_POST
 
 from analysis.exports import (
     FORMATS,
+    ROW_NOTES,
     bundle_filename,
     bundle_stream,
     can_export_identifiers,
+    manifest_bytes,
     recent_exports,
     rows_by_format,
     trial_for_export,
@@ -46,6 +48,10 @@ FORMAT_NOTES = {
     "research, plus participants and allocations as CSV.",
 }
 
+
+# Channels whose exports are always one zip (bundle_stream); ``export_data`` (the command
+# channel) writes either the zip or the bundle's files uncompressed into a folder.
+ZIP_CHANNELS = (DataExport.Channel.WEB, DataExport.Channel.API, DataExport.Channel.OTHER)
 
 View = Callable[..., HttpResponseBase]
 
@@ -72,21 +78,64 @@ def _trial(slug: str, version: int | None) -> Trial:
         raise Http404("no such trial") from exc
 
 
-def _formats(trial: Trial, history: list[DataExport]) -> list[dict[str, Any]]:
-    """Each format with the rows its tables will hold and, as a guide to the download's
-    size, the size of the last finished export in that format."""
-    last_size: dict[str, int | None] = {}
+def _files_size(export: DataExport) -> int | None:
+    """The bundle's files uncompressed (manifest.json aside), from the export's manifest:
+    the same measure whether the export was a zip or a folder of files."""
+    files = export.manifest.get("files") if isinstance(export.manifest, dict) else None
+    if not isinstance(files, list) or not files:
+        return None
+    sizes = [f.get("bytes") for f in files if isinstance(f, dict)]
+    if not all(isinstance(n, int) for n in sizes):
+        return None
+    return sum(n for n in sizes if isinstance(n, int))
+
+
+def packaging(export: DataExport) -> str:
+    """What ``size_bytes`` measures: ``zip`` (one zip file) or ``files`` (the bundle's files
+    written uncompressed into a folder by ``export_data``, whose size is exactly the files
+    listed in the manifest plus manifest.json itself)."""
+    if export.channel in ZIP_CHANNELS or not export.size_bytes:
+        return "zip"
+    files = _files_size(export)
+    if files is not None and export.size_bytes == files + len(manifest_bytes(export.manifest)):
+        return "files"
+    return "zip"
+
+
+def _last_sizes(history: list[DataExport]) -> dict[str, dict[str, int]]:
+    """Per format, like with like: ``zip`` the size of the last finished zip download, and
+    ``files`` the uncompressed size of the last finished export's files."""
+    out: dict[str, dict[str, int]] = {}
     for export in history:  # newest first
-        if export.status == DataExport.Status.DONE:
-            last_size.setdefault(export.format, export.size_bytes)
+        if export.status != DataExport.Status.DONE:
+            continue
+        sizes = out.setdefault(export.format, {})
+        if export.size_bytes and packaging(export) == "zip":
+            sizes.setdefault("zip", export.size_bytes)
+        files = _files_size(export)
+        if files:
+            sizes.setdefault("files", files)
+    return out
+
+
+def _formats(trial: Trial, history: list[DataExport]) -> list[dict[str, Any]]:
+    """Each format with the rows its tables will hold (with a note where the figure is not
+    the file's exact row count) and, as a guide to the download's size, the last zip's size
+    and the last export's files uncompressed."""
+    sizes = _last_sizes(history)
     return [
         {
             "key": fmt,
             "label": DataExport.Format(fmt).label,
             "note": FORMAT_NOTES[fmt],
             "rows": list(rows.items()),
+            "lines": [
+                {"table": table, "rows": n, "note": ROW_NOTES.get(fmt, {}).get(table, "")}
+                for table, n in rows.items()
+            ],
             "total": sum(rows.values()),
-            "last_size": last_size.get(fmt),
+            "last_zip": sizes.get(fmt, {}).get("zip"),
+            "last_files": sizes.get(fmt, {}).get("files"),
         }
         for fmt, rows in rows_by_format(trial).items()
     ]
@@ -96,6 +145,8 @@ def _formats(trial: Trial, history: list[DataExport]) -> list[dict[str, Any]]:
 def export_page(request: HttpRequest, slug: str, version: int | None = None) -> HttpResponse:
     trial = _trial(slug, version)
     history = recent_exports(trial)
+    for export in history:  # the history's Size column says what it measures
+        setattr(export, "packaging", packaging(export))  # noqa: B010 - not a model field
     return render(
         request,
         "exports/trial_exports.html",

@@ -431,9 +431,19 @@ def _datasets_for(fmt: str) -> tuple[str, ...]:
     return ("participants", "allocations") if fmt == "progsnap2" else DATASETS
 
 
+# Tables whose "rows now" figure is not the exact row count of the file, and what it is.
+ROW_NOTES: dict[str, dict[str, str]] = {
+    "progsnap2": {
+        "CodeStates": "code versions stored, before de-duplication; the file holds each "
+        "distinct code once, usually far fewer rows",
+    },
+}
+
+
 def rows_by_format(trial: Trial) -> dict[str, dict[str, int]]:
     """For each format, the rows each table of its bundle would have now (ProgSnap2's
-    CodeStates: the stored code versions, before de-duplication)."""
+    CodeStates: the stored code versions, before de-duplication, not the distinct code
+    states the file will hold; see ``ROW_NOTES``)."""
     from analysis import progsnap2  # progsnap2 builds on this module's cell rules
 
     counts = {name: dataset_row_count(trial, name) for name in DATASETS}
@@ -515,7 +525,14 @@ def _codebook_notes(
         "a carriage return has an apostrophe (`'`) put in front, so that a spreadsheet shows it "
         "instead of running it as a formula. Numeric columns are never changed (`-3.5` stays "
         "`-3.5`). To recover the exact text, drop that one apostrophe, or use the Parquet or "
-        "JSON export, which hold the values unchanged.",
+        "JSON export, which hold the values unchanged."
+        + (
+            " Exception: the `Code` column of ProgSnap2's `CodeStates/CodeStates.csv` is "
+            "never neutralised; code is written verbatim so that its SHA-256 equals its "
+            "CodeStateID."
+            if fmt == "progsnap2"
+            else ""
+        ),
         "JSON is JSON Lines (`.jsonl`): one object per line, keys in codebook order, `json` "
         "columns as nested values, NaN as `null`. Parquet has one row group per 20,000 rows "
         "and carries each column's codebook entry as field metadata.",
@@ -600,7 +617,13 @@ def _manifest(
         "conventions": {
             "encoding": "UTF-8",
             "csv": "RFC 4180, CRLF line ends, minimal quoting; text cells beginning with "
-            "= + - @ TAB CR are prefixed with an apostrophe (numeric columns never)",
+            "= + - @ TAB CR are prefixed with an apostrophe (numeric columns never)"
+            + (
+                "; except CodeStates/CodeStates.csv, whose code is verbatim (SHA-256 of Code "
+                "== CodeStateID)"
+                if fmt == "progsnap2"
+                else ""
+            ),
             "json": "JSON Lines, one object per row; NaN and missing values are null",
             "datetime": "ISO 8601, UTC, YYYY-MM-DDTHH:MM:SS.ffffffZ",
             "consistency": "tables are read one after the other while the trial may still be "
@@ -609,7 +632,7 @@ def _manifest(
     }
 
 
-def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -715,7 +738,7 @@ def _zip_bytes(export: _Export) -> Iterator[bytes]:
                         yield out
             export.add(entry, size, digest.hexdigest())
         manifest = export.manifest()
-        zf.writestr(_zip_info("manifest.json", export.at), _manifest_bytes(manifest))
+        zf.writestr(_zip_info("manifest.json", export.at), manifest_bytes(manifest))
         export.manifest_data = manifest
     out = sink.drain()
     total += len(out)
@@ -801,7 +824,7 @@ def export_to_dir(
                 size += n
             manifest = export.manifest()
             path = target / "manifest.json"
-            data = _manifest_bytes(manifest)
+            data = manifest_bytes(manifest)
             path.write_bytes(data)
             written.append(path)
             size += len(data)
@@ -830,6 +853,7 @@ def recent_exports(trial: Trial, *, limit: int = 20) -> list[DataExport]:
 
 __all__ = [
     "FORMATS",
+    "ROW_NOTES",
     "BundleFile",
     "ExportError",
     "ExportResult",
@@ -842,6 +866,7 @@ __all__ = [
     "expected_rows",
     "export_to_dir",
     "jsonl_chunks",
+    "manifest_bytes",
     "neutralise",
     "parquet_chunks",
     "recent_exports",

@@ -24,8 +24,19 @@ otherwise, documented with the data):
   ``File.Edit``); stages -> ``X-Stage.Enter``/``X-Stage.Leave``; any other type ``t`` -> ``X-t``.
 
 Code state ids are the SHA-256 of the code (UTF-8), so they equal ``code_sha256`` in the
-events data set and resolve without a lookup table. The export never fails on an event type
-or payload it does not know.
+events data set and resolve without a lookup table. CodeStates.csv holds the code verbatim:
+it is program text for tools that hash, diff, parse or run it, not a spreadsheet cell, so it
+is not given the apostrophe that guards MainTable's text cells. The export never fails on an
+event type or payload it does not know.
+
+DatasetMetadata follows the spec's definitions: ``Order`` numbers each subject's events in
+the order the server stored them, so ``EventOrderScope`` is ``Restricted`` with
+``EventOrderScopeColumns`` ``SubjectID`` (Order values compare only within one subject).
+``IsEventOrderingConsistent`` is ``false``: the spec asks for true only when, within that
+scope, the order reflects the events' actual temporal order on one clock, and asks for false
+for client/server systems without one. Browser events reach the server in batches, so a
+subject's client events can be stored after server events (a run, a reply) that happened
+later; ClientTimestamp (the participant's clock) and X-ClientSeq order a tab's own events.
 """
 
 from __future__ import annotations
@@ -183,8 +194,9 @@ MAIN_TABLE_COLUMNS: list[Column] = [
     _column(
         "Order",
         "integer",
-        "1-based order of the subject's events as the server received "
-        "them (EventOrderScope Restricted to SubjectID)",
+        "1-based order of the subject's events as the server stored them "
+        "(EventOrderScope Restricted to SubjectID: compare only within a subject; not always "
+        "the order they happened in, see IsEventOrderingConsistent in README.md)",
         "events.id",
     ),
     _column(
@@ -325,9 +337,9 @@ CODE_STATES_COLUMNS: list[Column] = [
     _column(
         "Code",
         "string",
-        "The code (one file: the task's solution file). In CSV a leading "
-        "apostrophe is added when it begins with = + - @ TAB CR; the id is the hash of the "
-        "code without it",
+        "The code (one file: the task's solution file), verbatim: unlike the "
+        "text cells of the other CSV files it is never given a leading apostrophe, so "
+        "SHA-256 of this cell (UTF-8) == CodeStateID. Do not open it in a spreadsheet",
         "code_snapshots.code, events[snapshot].payload.code",
     ),
 ]
@@ -337,8 +349,9 @@ METADATA_COLUMNS: list[Column] = [
     _column("Value", "string", "Its value", "constant"),
 ]
 
-# Cells that may hold text from participants (or the assistant) are neutralised for
-# spreadsheets; the timezone offsets are ours and must stay as the spec writes them.
+# MainTable cells that may hold text from participants (or the assistant) are neutralised for
+# spreadsheets; the timezone offsets are ours and must stay as the spec writes them. Code in
+# CodeStates.csv is never neutralised (CodeStates.add): it must hash to its CodeStateID.
 _VERBATIM = {"ServerTimezone", "ClientTimezone"}
 _TEXT_COLUMNS = {
     i
@@ -358,9 +371,13 @@ def codebook_tables() -> dict[str, list[Column]]:
 def dataset_metadata() -> list[tuple[str, str]]:
     return [
         ("Version", SPEC_VERSION),
-        # Order follows arrival at one server, but client events arrive in batches, so the
-        # order is not that of one clock at the moment each event happened.
+        # Spec: true only if, within EventOrderScope, Order reflects the events' actual
+        # temporal order on one clock; false for client/server data without one. Order is the
+        # server's storage order per subject, and browser events arrive in batches, after
+        # server events that happened later (module docstring).
         ("IsEventOrderingConsistent", "false"),
+        # Spec: Restricted = Order values are comparable only between events with the same
+        # values in EventOrderScopeColumns (here: the same subject).
         ("EventOrderScope", "Restricted"),
         ("EventOrderScopeColumns", "SubjectID"),
         ("CodeStateRepresentation", "Table"),
@@ -392,8 +409,19 @@ def event_mapping_markdown() -> str:
         "",
         "MainTable.csv has one row per event of the events data set (EventID = event_id). "
         f"DatasetMetadata: ProgSnap2 version {SPEC_VERSION}, CodeStateRepresentation Table, "
-        "EventOrderScope Restricted to SubjectID. Timestamps are UTC "
+        "EventOrderScope Restricted with EventOrderScopeColumns SubjectID: Order numbers "
+        "each subject's events from 1 in the order the server stored them, and compares only "
+        "within one subject. IsEventOrderingConsistent is false: browser events reach the "
+        "server in batches, so a subject's Order can put a browser event after a server event "
+        "(a run, an assistant reply) that happened later; use ClientTimestamp and X-ClientSeq "
+        "for the order of the browser's own events. Timestamps are UTC "
         f"(`YYYY-MM-DDTHH:MM:SS.ffffff`, timezone column `{TIMEZONE}`).",
+        "",
+        "CodeStates/CodeStates.csv holds each code state verbatim, so SHA-256 of `Code` "
+        "(UTF-8) equals its CodeStateID. Unlike the text cells of MainTable.csv and the other "
+        "CSV files, code is not neutralised for spreadsheets (no apostrophe before a leading "
+        "`=`, `+`, `-`, `@`, tab or carriage return): it is program text, not a spreadsheet "
+        "cell. Read it with a CSV library, not a spreadsheet.",
         "",
         "| Our event | ProgSnap2 EventType | Notes |",
         "|---|---|---|",
@@ -442,7 +470,8 @@ class CodeStates:
         key = bytes.fromhex(sha[:32])
         if key not in self._seen:
             self._seen.add(key)
-            self._file.write(csv_encode([[sha, neutralise(code)]]))
+            # Verbatim: program text for ProgSnap2 tools, which must hash to its id.
+            self._file.write(csv_encode([[sha, code]]))
         return sha
 
     def has(self, sha: object) -> bool:

@@ -3,6 +3,7 @@ events each (2 million events) on PostgreSQL.
 
     .venv/bin/python bench/bench_data.py [--participants 10000] [--events-per-participant 200]
                                          [--reuse] [--formats csv,parquet] [--no-datasets]
+                                         [--no-analysis]
 
 The database (``BENCH_DATABASE_URL``, never ``DATABASE_URL``; default
 ``postgres://postgres@127.0.0.1:5432/skilltrial_bench``) is dropped and recreated, migrated,
@@ -14,7 +15,14 @@ It prints:
 - for each data set, the time to build it with ``dataset_frame`` (the events data set also
   streamed with ``iter_dataset_chunks``, which is what exports use) and the peak memory;
 - for CSV and Parquet, the time and peak memory to export all events (the events table
-  alone, then the whole zip bundle with codebook and manifest).
+  alone, then the whole zip bundle with codebook and manifest);
+- the full analysis of the synthetic trial from the database, step by step:
+  ``analysis.datasets.analysis_input`` (participants, plan and outcomes read from the
+  database), ``analysis.analyze.run_analysis`` and ``analysis.report.render_report``
+  (self-contained HTML), with their total (issue 7 section 7: full analysis and report of a
+  10,000-participant synthetic trial; ``bench/bench_analysis.py`` times the same on data
+  built in memory, without the database). Its rows are the participants analysed, its bytes
+  the report's HTML.
 
 Every measurement runs in a fresh child process, so its peak resident memory (``ru_maxrss``)
 is the measurement's own; the figure shown is the growth over the child's memory after Django
@@ -179,6 +187,15 @@ def child(task: str, url: str) -> None:
     elif kind == "chunks":
         for frame in iter_dataset_chunks(trial, name):
             rows += len(frame)
+    elif kind == "analysis":
+        steps = full_analysis(trial)
+        rows = steps.pop("participants")
+        size = steps.pop("html_bytes")
+        # The three steps, without the one-off import of the analysis modules.
+        seconds = sum(steps[k] for k in ("analysis_input", "run_analysis", "render_report"))
+        figures = {"seconds": seconds, "rows": rows, "bytes": size, "base": base}
+        print(json.dumps(figures | {"peak": rss_mb(), "steps": steps}))
+        return
     elif kind in ("events", "bundle"):
         with tempfile.TemporaryFile() as out:
             if kind == "events":
@@ -208,6 +225,32 @@ def child(task: str, url: str) -> None:
             {"seconds": seconds, "rows": rows, "bytes": size, "base": base, "peak": rss_mb()}
         )
     )
+
+
+def full_analysis(trial: Any) -> dict[str, Any]:
+    """The analysis a statistician runs on the trial, timed step by step."""
+    import warnings
+
+    from analysis.analyze import run_analysis
+    from analysis.datasets import analysis_input
+    from analysis.report import render_report
+
+    steps: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence notes of the models are not figures
+        started = time.perf_counter()
+        inp = analysis_input(trial)
+        steps["analysis_input"] = time.perf_counter() - started
+        started = time.perf_counter()
+        results = run_analysis(inp)
+        steps["run_analysis"] = time.perf_counter() - started
+        started = time.perf_counter()
+        html = render_report(inp, results, self_contained=True)
+        steps["render_report"] = time.perf_counter() - started
+    steps["participants"] = len(inp.frame)
+    steps["html_bytes"] = len(html.encode("utf-8"))
+    steps["results"] = len(results.findings)
+    return steps
 
 
 def measure(task: str, url: str) -> dict[str, Any]:
@@ -242,6 +285,9 @@ def main() -> None:
     )
     parser.add_argument("--formats", default="csv,parquet", help="export formats to measure")
     parser.add_argument("--no-datasets", action="store_true", help="measure the exports only")
+    parser.add_argument(
+        "--no-analysis", action="store_true", help="skip the full analysis and report"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -260,6 +306,17 @@ def main() -> None:
         if fmt in ("csv", "parquet", "json"):
             show(f"all events as {fmt}", measure(f"events:{fmt}", args.url))
         show(f"whole {fmt} bundle (zip)", measure(f"bundle:{fmt}", args.url))
+    if not args.no_analysis:
+        print("Full analysis of the synthetic trial, from the database:")
+        figures = measure("analysis:full", args.url)
+        steps = figures["steps"]
+        for label, key in (
+            ("analysis_input (from the database)", "analysis_input"),
+            (f"run_analysis ({steps['results']} results)", "run_analysis"),
+            ("render_report (self-contained)", "render_report"),
+        ):
+            print(f"  {label:<34} {steps[key]:8.2f} s", flush=True)
+        show("total of the three steps", figures)
 
 
 if __name__ == "__main__":

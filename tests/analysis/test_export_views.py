@@ -8,6 +8,7 @@ import re
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
+from analysis.exports import export_to_dir
 from analysis.models import DataExport
 from tests.analysis.test_exports import SECRETS, fill_trial, unzip
 from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN
@@ -131,5 +132,37 @@ def test_the_page_shows_the_last_size_as_a_guide(client, live_trial):
     )
     login(client, STATISTICIAN)
     text = client.get(PAGE).content.decode()
-    assert "The last Parquet export was 2.0\xa0MB" in text
+    assert "The last Parquet zip download was 2.0\xa0MB" in text
     assert 'http-equiv="refresh"' not in text
+
+
+def test_sizes_say_whether_they_are_a_zip_or_uncompressed_files(client, live_trial, tmp_path):
+    fill_trial(live_trial, participants=2)
+    login(client, STATISTICIAN)
+    body(client.post(DOWNLOAD, {"format": "csv"}))  # a zip, via the web
+    folder = export_to_dir(live_trial, "csv", tmp_path / "files")  # files, by export_data
+    zipped = export_to_dir(live_trial, "json", tmp_path / "zip", as_zip=True)
+    response = client.get(PAGE)
+    formats = {f["key"]: f for f in response.context["formats"]}
+    web = DataExport.objects.get(channel="web")
+    files_total = sum(f.bytes for f in folder.files)
+    # Like with like: the zip figure comes from the web zip, not the newer folder export;
+    # the uncompressed figure from the newest export's files (the same for zip or folder).
+    assert formats["csv"]["last_zip"] == web.size_bytes
+    assert formats["csv"]["last_files"] == files_total
+    assert folder.export.size_bytes > files_total  # the folder also holds manifest.json
+    assert formats["json"]["last_zip"] == zipped.export.size_bytes  # export_data --zip
+    text = response.content.decode()
+    assert "zip download was" in text and "uncompressed" in text
+    assert text.count(" files</td>") == 1 and text.count(" zip</td>") == 2
+
+
+def test_code_states_rows_are_labelled_as_before_de_duplication(client, live_trial):
+    fill_trial(live_trial, participants=2)
+    login(client, STATISTICIAN)
+    response = client.get(PAGE)
+    [ps2] = [f for f in response.context["formats"] if f["key"] == "progsnap2"]
+    notes = {line["table"]: line["note"] for line in ps2["lines"]}
+    assert "before de-duplication" in notes["CodeStates"]
+    assert notes["MainTable"] == ""
+    assert "before de-duplication" in response.content.decode()

@@ -27,10 +27,6 @@ def _table(data: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
-def _unneutralise(text: str) -> str:
-    return text[1:] if text[:2] in {"'" + c for c in "=+-@\t\r"} else text
-
-
 @pytest.fixture
 def ps2(live_trial):
     people = fill_trial(live_trial, participants=2)
@@ -56,6 +52,12 @@ def test_the_bundle_has_the_progsnap2_layout(ps2):
     assert metadata["CodeStateRepresentation"] == "Table"
     assert metadata["EventOrderScope"] == "Restricted"
     assert metadata["EventOrderScopeColumns"] == "SubjectID"
+    # Spec: true only when Order reflects the actual temporal order on one clock; browser
+    # events arrive in batches, so it is false, and the README says why.
+    assert metadata["IsEventOrderingConsistent"] == "false"
+    readme = files["README.md"].decode()
+    assert "IsEventOrderingConsistent is false" in readme
+    assert "EventOrderScope Restricted with EventOrderScopeColumns SubjectID" in readme
 
 
 def test_main_table_has_the_required_columns_and_one_row_per_event(ps2, live_trial):
@@ -101,8 +103,59 @@ def test_every_code_state_id_resolves_to_its_code(ps2):
     used = {r["CodeStateID"] for r in rows if r["CodeStateID"]}
     assert used and used <= set(states)
     for sha, code in states.items():
-        assert hashlib.sha256(_unneutralise(code).encode()).hexdigest() == sha
-    assert states[hashlib.sha256(FORMULA.encode()).hexdigest()] == "'" + FORMULA  # neutralised
+        assert hashlib.sha256(code.encode()).hexdigest() == sha
+    assert states[hashlib.sha256(FORMULA.encode()).hexdigest()] == FORMULA  # verbatim
+
+
+TRICKY_CODE = [
+    "@dataclass\nclass Point:\n    x: int\n",
+    "-1\n",
+    "\tx=1\n",
+    "=1+1",
+    "+1\r\n'quoted', \"double\"\n",
+]
+
+
+def test_code_states_are_written_verbatim(live_trial):
+    """Code is program text, not a spreadsheet cell: no apostrophe, and its hash is its id."""
+    [p] = fill_trial(live_trial, participants=1)
+    stage = live_trial.stages.get(key="main_tasks")
+    for version, code in enumerate(TRICKY_CODE, start=1):
+        CodeSnapshot.objects.create(
+            participant=p,
+            stage=stage,
+            task="tasks/fetch_all",
+            version=version,
+            code=code,
+            source="autosave",
+        )
+    Event.objects.create(
+        participant=p,
+        type="snapshot",
+        client_id="snap-tricky",
+        origin="client",
+        payload={"task": "tasks/fetch_all", "code": "-2\n", "reason": "periodic"},
+    )
+    files = bundle(live_trial, "progsnap2")
+    with io.StringIO(files["CodeStates/CodeStates.csv"].decode("utf-8"), newline="") as f:
+        reader = csv.reader(f)
+        assert next(reader) == ["CodeStateID", "Code"]
+        states = {code: sha for sha, code in reader}
+    for code in [*TRICKY_CODE, "-2\n"]:
+        assert code in states, code
+        assert states[code] == hashlib.sha256(code.encode("utf-8")).hexdigest()
+    saved = next(
+        r
+        for r in _table(files["MainTable.csv"])
+        if r["X-Type"] == "snapshot" and r["CodeStateID"] == states["-2\n"]
+    )
+    assert saved["EventType"] == "File.Save"
+    # The codebook and README say so; the other text cells stay neutralised.
+    assert "never neutralised" in files["codebook.md"].decode()
+    assert "not neutralised" in files["README.md"].decode()
+    assert json.loads(files["manifest.json"])["conventions"]["csv"].endswith(
+        "(SHA-256 of Code == CodeStateID)"
+    )
 
 
 def test_identical_code_is_one_code_state(ps2):
