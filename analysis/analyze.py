@@ -66,8 +66,14 @@ T = TypeVar("T")
 SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "pandas", "matplotlib", "skilltrial")
 
 
+# The `Problem.method` of "no comparison could be made": fewer than two arms have allocated
+# participants, or the reference arm has none (a trial that has just started, say). The
+# report still shows the participant flow and the baseline table; ``results`` is empty.
+NO_COMPARISONS = "comparisons"
+
+
 class AnalysisError(ValueError):
-    """The input cannot be analysed at all (e.g. the reference arm has no participants)."""
+    """The input cannot be analysed at all (no participants, no arm column)."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +212,11 @@ class AnalysisResults:
     def primary_outcome(self) -> str | None:
         return next((name for name, role in self.roles.items() if role == "primary"), None)
 
+    @property
+    def comparisons_notice(self) -> str | None:
+        """Why no comparison was computed (too few arms with participants), or None."""
+        return next((p.message for p in self.problems if p.method == NO_COMPARISONS), None)
+
     def to_json(self) -> dict[str, Any]:
         """The document of ``analyze --json``: strict JSON (NaN and infinities are null)."""
         return {
@@ -343,6 +354,7 @@ class _Run:
             else:
                 self.roles[name] = "exploratory"
         self.plan_covariates = [str(c) for c in self.plan.get("covariates") or []]
+        self.comparisons_possible = True
         self.frames = self._population_frames()
 
     # populations -------------------------------------------------------------------------
@@ -360,12 +372,23 @@ class _Run:
         allocated = frame[ARM].notna()
         if "itt" in frame.columns:
             allocated &= _flags(frame["itt"])
+        if frame.empty:
+            raise AnalysisError("no participants yet: nobody has entered the trial")
         base = frame.loc[allocated].copy()
-        present = sorted(set(base[ARM]))
-        if self.reference not in present:
-            raise AnalysisError(
-                f"reference arm {self.reference!r} has no allocated participants "
-                f"(arms in the data: {', '.join(present) or 'none'})"
+        sizes = base[ARM].value_counts()
+        present = sorted(sizes.index)
+        if self.reference not in present or len(present) < 2:
+            so_far = ", ".join(f"{arm} {int(sizes[arm])}" for arm in present) or "nobody"
+            self.comparisons_possible = False
+            self.problems.append(
+                Problem(
+                    "",
+                    NO_COMPARISONS,
+                    "itt",
+                    "comparisons need participants in at least two arms including the "
+                    f"reference arm {self.reference!r}; none computed yet (allocated so far: "
+                    f"{so_far})",
+                )
             )
         for name, spec in inp.outcomes.items():
             self._derive(base, name, spec)
@@ -484,6 +507,8 @@ class _Run:
     # outcomes ------------------------------------------------------------------------------
 
     def run(self) -> None:
+        if not self.comparisons_possible:
+            return  # the reason is in `problems`
         for population, frame in self.frames.items():
             for name, spec in self.inp.outcomes.items():
                 handler = {
@@ -1211,8 +1236,11 @@ def proportion_difference(
 def run_analysis(inp: AnalysisInput, *, seed: int = 0) -> AnalysisResults:
     """Every comparison the plan calls for, plus the exploratory ones (module docstring).
 
-    Raises `AnalysisError` if the data cannot be analysed at all; a single method that
-    cannot run (too few participants in an arm, no variation) is listed in ``problems``.
+    Raises `AnalysisError` if the data cannot be analysed at all (no participants, no arm
+    column); a single method that cannot run (too few participants in an arm, no variation)
+    is listed in ``problems``. With fewer than two arms allocated, or none in the reference
+    arm, nothing is compared: ``findings`` is empty and ``problems`` says why
+    (`AnalysisResults.comparisons_notice`), so the flow and baseline can still be reported.
     """
     run = _Run(inp, seed)
     run.run()
@@ -1235,7 +1263,7 @@ def run_analysis(inp: AnalysisInput, *, seed: int = 0) -> AnalysisResults:
         seed=seed,
         reference_arm=run.reference,
         arms=arms,
-        arm_labels={arm: inp.arm_label(arm) for arm in arms},
+        arm_labels={arm: inp.arm_label(arm) for arm in [*arms, run.reference]},
         alpha=run.alpha,
         meta=meta,
         consort=inp.consort,

@@ -17,7 +17,8 @@ Definitions (one row per person who opened the entry link):
   reason the participant stopped); lost to follow-up or discontinued (allocated and did not
   complete the trial, by reason; participants still in progress are counted as such);
   analysed ITT (everyone allocated) and, if an outcome column is given, how many of them have
-  no value of it; per-protocol, with the rules each excluded participant failed.
+  no value of it and so how many the primary (ITT) analysis used; per-protocol, with the rules
+  each excluded participant failed (shown in words, see `PP_RULE_LABELS`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,32 @@ from xml.sax.saxutils import escape
 import pandas as pd
 
 STAGES = ("Enrollment", "Allocation", "Follow-up", "Analysis")
+# Per-protocol rules as the table and the diagram name them; the counts keep the rule names.
+PP_RULE_LABELS = {
+    "completed_quiz": "did not complete the quiz",
+    "passed_attention_check": "failed the attention check",
+    "completed_tasks": "did not complete the tasks",
+    "no_noncompliance_flag": "non-compliance flag (e.g. outside help)",
+    "not_allocated": "not allocated",
+}
+
+
+def pp_reason_labels(reasons: dict[str, int]) -> dict[str, int]:
+    """Per-protocol exclusion counts keyed by words instead of rule names (unknown rules kept)."""
+    labelled: Counter[str] = Counter()
+    for rule, n in reasons.items():
+        labelled[PP_RULE_LABELS.get(rule, rule)] += n
+    return dict(sorted(labelled.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def analysed_primary(arm: dict[str, Any]) -> int | None:
+    """How many of an arm the primary (ITT) analysis used: allocated minus those without a
+    primary outcome; None if the counts name no outcome column."""
+    if "outcome_missing" not in arm:
+        return None
+    if arm.get("analysed_primary") is not None:
+        return int(arm["analysed_primary"])
+    return int(arm["analysed_itt"]) - int(arm["outcome_missing"])
 
 
 def _text(frame: pd.DataFrame, column: str, default: str = "") -> pd.Series:
@@ -151,6 +178,7 @@ def consort_counts(
         if outcome_column is not None and outcome_column in frame.columns:
             missing = frame[outcome_column].isna() & rows & itt
             entry["outcome_missing"] = int(missing.sum())
+            entry["analysed_primary"] = int((rows & itt).sum()) - entry["outcome_missing"]
         arms.append(entry)
 
     return {
@@ -200,13 +228,16 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
         return {"stage": stage, "item": item, "total": total, "arms": values}
 
     def reasons(stage: str, key: str) -> list[dict[str, Any]]:
-        names = sorted({r for a in arms for r in a[key]})
+        per_arm = [a[key] for a in arms]
+        if key == "excluded_pp_reasons":
+            per_arm = [pp_reason_labels(r) for r in per_arm]
+        names = sorted({r for reasons in per_arm for r in reasons})
         return [
             {
                 "stage": stage,
                 "item": f"    {name}",
-                "total": sum(a[key].get(name, 0) for a in arms),
-                "arms": [a[key].get(name, 0) for a in arms],
+                "total": sum(r.get(name, 0) for r in per_arm),
+                "arms": [r.get(name, 0) for r in per_arm],
             }
             for name in names
         ]
@@ -217,9 +248,26 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
     rows += reasons("Allocation", "not_received_reasons")
     rows.append(per_arm("Follow-up", "Lost to follow-up / discontinued", "lost"))
     rows += reasons("Follow-up", "lost_reasons")
-    rows.append(per_arm("Analysis", "Analysed, intention to treat", "analysed_itt"))
-    if arms and "outcome_missing" in arms[0]:
-        rows.append(per_arm("Analysis", "  of whom primary outcome missing", "outcome_missing"))
+    if arms and all("outcome_missing" in a for a in arms):
+        # CONSORT: the number analysed for the primary outcome, and why the others were not.
+        values = [analysed_primary(a) or 0 for a in arms]
+        rows.append(
+            {
+                "stage": "Analysis",
+                "item": "Analysed (primary outcome, ITT)",
+                "total": sum(values),
+                "arms": values,
+            }
+        )
+        rows.append(
+            per_arm(
+                "Analysis",
+                "  Excluded from analysis: primary outcome missing",
+                "outcome_missing",
+            )
+        )
+    else:
+        rows.append(per_arm("Analysis", "Analysed, intention to treat", "analysed_itt"))
     rows.append(per_arm("Analysis", "Analysed, per protocol", "analysed_pp"))
     rows.append(per_arm("Analysis", "  Excluded from per-protocol", "excluded_pp"))
     rows += reasons("Analysis", "excluded_pp_reasons")
@@ -239,7 +287,7 @@ _FONT = "font-family:Helvetica,Arial,sans-serif;font-size:12px"
 
 def _reason_lines(reasons: dict[str, int], limit: int = 6) -> list[str]:
     items = list(reasons.items())
-    lines = [f"   • {_shorten(reason)} (n={n})" for reason, n in items[:limit]]
+    lines = [f"   • {_shorten(reason, 42)} (n={n})" for reason, n in items[:limit]]
     if len(items) > limit:
         lines.append(
             f"   • {len(items) - limit} more reasons (n={sum(n for _, n in items[limit:])})"
@@ -333,15 +381,18 @@ def consort_svg(counts: dict[str, Any]) -> str:
         ],
         [
             [
-                f"Analysed, ITT (n = {a['analysed_itt']})",
                 *(
-                    [f"  primary outcome missing (n = {a['outcome_missing']})"]
+                    [
+                        f"Analysed (primary outcome, ITT), n = {analysed_primary(a)}",
+                        f"  Excluded from analysis (n = {a['outcome_missing']})",
+                        f"   • primary outcome missing (n={a['outcome_missing']})",
+                    ]
                     if "outcome_missing" in a
-                    else []
+                    else [f"Analysed, ITT (n = {a['analysed_itt']})"]
                 ),
                 f"Analysed, per protocol (n = {a['analysed_pp']})",
                 f"  Excluded from per-protocol (n = {a['excluded_pp']})",
-                *_reason_lines(a["excluded_pp_reasons"]),
+                *_reason_lines(pp_reason_labels(a["excluded_pp_reasons"])),
             ]
             for a in arms
         ],

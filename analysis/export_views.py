@@ -6,12 +6,9 @@ streams ``analysis.exports.bundle_stream`` as a zip attachment."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from functools import wraps
 from typing import Any
 
-from django.contrib.auth.views import redirect_to_login
 from django.http import (
     Http404,
     HttpRequest,
@@ -36,8 +33,8 @@ from analysis.exports import (
     trial_for_export,
 )
 from analysis.models import DataExport
+from trials.manage_views import staff_role_required
 from trials.models import Trial
-from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 
 STALE = timedelta(hours=1)
 FORMAT_NOTES = {
@@ -52,23 +49,6 @@ FORMAT_NOTES = {
 # Channels whose exports are always one zip (bundle_stream); ``export_data`` (the command
 # channel) writes either the zip or the bundle's files uncompressed into a folder.
 ZIP_CHANNELS = (DataExport.Channel.WEB, DataExport.Channel.API, DataExport.Channel.OTHER)
-
-View = Callable[..., HttpResponseBase]
-
-
-def staff_only(view: View) -> View:
-    """Login, then the experimenter or statistician role (as the dashboard): graders and
-    everyone else get the dashboard's 403 page."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not has_role(request.user, EXPERIMENTER, STATISTICIAN):
-            return render(request, "manage/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _trial(slug: str, version: int | None) -> Trial:
@@ -141,7 +121,7 @@ def _formats(trial: Trial, history: list[DataExport]) -> list[dict[str, Any]]:
     ]
 
 
-@staff_only
+@staff_role_required
 def export_page(request: HttpRequest, slug: str, version: int | None = None) -> HttpResponse:
     trial = _trial(slug, version)
     history = recent_exports(trial)
@@ -166,7 +146,7 @@ def export_page(request: HttpRequest, slug: str, version: int | None = None) -> 
 
 
 @require_POST
-@staff_only
+@staff_role_required
 def export_download(request: HttpRequest, slug: str, version: int) -> HttpResponseBase:
     trial = _trial(slug, version)
     fmt = request.POST.get("format", "")

@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString, mark_safe
 from analysis import plots
 from analysis.analyze import (
     ARM,
+    NO_COMPARISONS,
     AnalysisResults,
     ArmSummary,
     Finding,
@@ -302,22 +303,28 @@ def _headline(
     ref = labels.get(results.reference_arm, results.reference_arm)
     label = outcome_label(outcome, spec)
     if spec.kind == "categories":
-        parts = []
         found = results.select(outcome=outcome, method="welch_t", prefix=True)
-        for item in found:
-            r = item.result
-            parts.append(
-                f"{outcome_label(r.outcome).split(': ', 1)[-1]} "
-                f"{fmt(r.estimate, 1)} ({p_phrase(r.adjusted_p, 'Holm p')})"
-            )
-        if not parts:
+        if not found:
             return ""
         unit = _unit(results, found[0].result.outcome)
+        by_arm = _by_arm(results, found)
+        if len(by_arm) > 1:
+            # Three or more arms: one clause per arm against the reference.
+            clauses = [
+                f"{labels.get(arm, arm)} vs {ref}: "
+                + ", ".join(_category_part(f) for f in findings)
+                for arm, findings in by_arm.items()
+            ]
+            return f"{label}, difference from {ref} in {unit}: " + "; ".join(clauses) + "."
+        parts = [_category_part(f) for f in found]
         pair = _groups(found[0].result.groups, labels)
         return f"{label}, difference {pair} in {unit}: " + "; ".join(parts) + "."
     finding = results.main_finding(outcome)
     if finding is None:
         return ""
+    comparisons = _by_arm(results, results.select(outcome=outcome, method=finding.result.method))
+    if len(comparisons) > 1:
+        return _multi_arm_headline(results, outcome, spec, labels, comparisons)
     r = finding.result
     arm = labels.get(r.groups[0], r.groups[0])
     if spec.kind == "continuous":
@@ -341,29 +348,109 @@ def _headline(
             f"{effect}Welch t-test {p_phrase(r.p_value)}; intention to treat, n = {r.n})."
         )
     if spec.kind == "time":
-        medians = {
-            f.result.groups[0]: f.result.estimate
-            for f in results.select(outcome=outcome, method="km_median")
-        }
-        summaries = results.summaries(outcome)
-        censored = sum(s.censored or 0 for s in summaries)
-        total = sum(s.n for s in summaries)
-        median_text = " vs ".join(
-            f"{'not reached' if math.isnan(medians.get(a, math.nan)) else fmt(medians[a], 1)} "
-            f"({labels.get(a, a)})"
-            for a in (r.groups[0], r.groups[1])
-        )
         return (
-            f"{label}: Kaplan-Meier median {median_text} {spec.unit or 'minutes'}; hazard "
-            f"ratio of finishing {arm} vs {ref} {fmt(r.estimate)} (95% CI "
-            f"{fmt_ci(r.ci_low, r.ci_high)}; {p_phrase(r.p_value)}; above 1 means {arm} "
-            f"finished sooner); {censored} of {total} did not finish within the limit."
+            f"{label}: Kaplan-Meier median {_km_medians(results, outcome, r.groups)} "
+            f"{spec.unit or 'minutes'}; hazard ratio of finishing {arm} vs {ref} "
+            f"{fmt(r.estimate)} (95% CI {fmt_ci(r.ci_low, r.ci_high)}; {p_phrase(r.p_value)}; "
+            f"above 1 means {arm} finished sooner){_not_finished(results, outcome)}."
         )
     if spec.kind == "binary":
         return (
             f"{label}: difference in proportions {arm} {MINUS} {ref} {fmt(r.estimate, 3)} "
             f"(95% CI {fmt_ci(r.ci_low, r.ci_high, 3)}; Fisher {p_phrase(r.p_value)})."
         )
+    return ""
+
+
+def _by_arm(results: AnalysisResults, findings: list[Finding]) -> dict[str, list[Finding]]:
+    """Findings grouped by the arm compared with the reference, in the report's arm order."""
+    grouped: dict[str, list[Finding]] = {}
+    for finding in findings:
+        grouped.setdefault(finding.result.groups[0], []).append(finding)
+    rank = {arm: i for i, arm in enumerate(results.arms)}
+    return dict(sorted(grouped.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def _category_part(finding: Finding) -> str:
+    r = finding.result
+    return (
+        f"{outcome_label(r.outcome).split(': ', 1)[-1]} "
+        f"{fmt(r.estimate, 1)} ({p_phrase(r.adjusted_p, 'Holm p')})"
+    )
+
+
+def _km_medians(results: AnalysisResults, outcome: str, arms: Sequence[str]) -> str:
+    labels = results.arm_labels
+    medians = {
+        f.result.groups[0]: f.result.estimate
+        for f in results.select(outcome=outcome, method="km_median")
+    }
+    return " vs ".join(
+        f"{'not reached' if math.isnan(medians.get(a, math.nan)) else fmt(medians[a], 1)} "
+        f"({labels.get(a, a)})"
+        for a in arms
+    )
+
+
+def _not_finished(results: AnalysisResults, outcome: str) -> str:
+    summaries = results.summaries(outcome)
+    censored = sum(s.censored or 0 for s in summaries)
+    total = sum(s.n for s in summaries)
+    return f"; {censored} of {total} did not finish within the limit"
+
+
+def _holm(r: Any) -> str:
+    return f", {p_phrase(r.adjusted_p, 'Holm p')}" if r.adjusted_p is not None else ""
+
+
+def _multi_arm_headline(
+    results: AnalysisResults,
+    outcome: str,
+    spec: OutcomeSpec,
+    labels: dict[str, str],
+    comparisons: dict[str, list[Finding]],
+) -> str:
+    """Three or more arms: each arm against the reference, named in its own clause."""
+    ref = labels.get(results.reference_arm, results.reference_arm)
+    label = outcome_label(outcome, spec)
+    firsts = [(labels.get(arm, arm), found[0].result) for arm, found in comparisons.items()]
+    if spec.kind == "continuous":
+        unit = _unit(results, outcome)
+        clauses = []
+        for arm, r in firsts:
+            digits = _digits(r.estimate)
+            es = r.effect_size
+            effect = f"Cohen's d = {fmt(es.value)}; " if es is not None else ""
+            clauses.append(
+                f"{arm} vs {ref}: {fmt(r.estimate, digits)} {unit} (95% CI "
+                f"{fmt_ci(r.ci_low, r.ci_high, digits)}; {effect}{p_phrase(r.p_value)}"
+                f"{_holm(r)}; n = {r.n})"
+            )
+        return (
+            f"{label}, difference from the {ref} arm (Welch t-test, intention to treat): "
+            + "; ".join(clauses)
+            + "."
+        )
+    if spec.kind == "time":
+        arms = [*comparisons, results.reference_arm]
+        clauses = [
+            f"{arm} vs {ref} {fmt(r.estimate)} (95% CI {fmt_ci(r.ci_low, r.ci_high)}; "
+            f"{p_phrase(r.p_value)}{_holm(r)})"
+            for arm, r in firsts
+        ]
+        return (
+            f"{label}: Kaplan-Meier median {_km_medians(results, outcome, arms)} "
+            f"{spec.unit or 'minutes'}; hazard ratio of finishing: " + "; ".join(clauses) + " "
+            f"(above 1 means that arm finished sooner than {ref})"
+            f"{_not_finished(results, outcome)}."
+        )
+    if spec.kind == "binary":
+        clauses = [
+            f"{arm} {MINUS} {ref}: {fmt(r.estimate, 3)} (95% CI "
+            f"{fmt_ci(r.ci_low, r.ci_high, 3)}; Fisher {p_phrase(r.p_value)}{_holm(r)})"
+            for arm, r in firsts
+        ]
+        return f"{label}, difference in proportions: " + "; ".join(clauses) + "."
     return ""
 
 
@@ -524,7 +611,7 @@ def _section(
 def _scatter(inp: AnalysisInput, results: AnalysisResults) -> SafeString | None:
     primary = results.primary_outcome
     time_outcome = next((o for o, s in results.specs.items() if s.kind == "time"), None)
-    if primary is None or time_outcome is None:
+    if primary is None or time_outcome is None or results.comparisons_notice:
         return None
     spec = results.specs[primary]
     frame = results.frames["itt"]
@@ -775,10 +862,12 @@ def report_context(
         "summary": summary_sentences(results),
         "deviations": [d.message for d in results.deviations],
         "meta_notes": [str(n) for n in meta.get("notes", [])],
+        "notice": _notice(results),
         "problems": [
             f"{outcome_label(p.outcome)} — {METHOD_LABELS.get(p.method, p.method)} "
             f"({p.population}): {p.message}"
             for p in results.problems
+            if p.method != NO_COMPARISONS
         ],
         "provenance": _provenance(inp, results),
         "populations": [
@@ -802,6 +891,17 @@ def report_context(
         "planning": _planning_text(results),
         "assumptions": assumption_notes(results),
     }
+
+
+def _notice(results: AnalysisResults) -> str:
+    """Why nothing was compared, as the report says it (empty if comparisons were made)."""
+    notice = results.comparisons_notice
+    if notice is None:
+        return ""
+    return (
+        f"No comparison yet: {notice}. The participant flow and the baseline table below "
+        "already show everyone who has entered."
+    )
 
 
 def _consort_rows(consort: dict[str, Any]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 
 from trials import chat, runner
@@ -16,7 +17,7 @@ from trials.models import AssistantTurn, CodeRun, Event, Participant, Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 from trials.selectors import participant_replay, trial_overview, trial_participants
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def _sandbox() -> dict[str, str]:
@@ -29,8 +30,11 @@ def _sandbox() -> dict[str, str]:
 
 
 def staff_role_required(view: View) -> View:
+    """Login, then the experimenter or statistician role: graders and everyone else get the
+    dashboard's 403 page. Used by every staff page (dashboard, report, exports)."""
+
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not has_role(request.user, EXPERIMENTER, STATISTICIAN):

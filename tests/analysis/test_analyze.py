@@ -342,10 +342,37 @@ def test_a_method_that_cannot_run_is_a_problem_not_a_crash() -> None:
     assert results.select(outcome="quiz_score", method="welch_t", population="itt")
 
 
-def test_missing_reference_arm_is_an_analysis_error() -> None:
+def test_without_the_reference_arm_nothing_is_compared_but_the_run_succeeds() -> None:
     frame = study_frame()
     frame.loc[frame["arm"] == "no_ai", "arm"] = "control"
-    with pytest.raises(AnalysisError, match=r"reference arm 'no_ai'.*ai, control"):
+    results = run_analysis(study_input(frame))
+    assert results.findings == []
+    assert results.comparisons_notice == (
+        "comparisons need participants in at least two arms including the reference arm "
+        "'no_ai'; none computed yet (allocated so far: ai 24, control 24)"
+    )
+    assert results.arm_labels["no_ai"] == "No AI"
+
+
+def test_with_one_arm_or_none_allocated_nothing_is_compared() -> None:
+    frame = study_frame()
+    frame.loc[frame["arm"] == "ai", ["arm", "itt"]] = ["", False]
+    results = run_analysis(study_input(frame))
+    assert results.findings == [] and results.arms == ["no_ai"]
+    assert "allocated so far: no_ai 24" in (results.comparisons_notice or "")
+    assert results.populations["itt"]["n"] == 24
+    frame["arm"], frame["itt"] = "", False
+    results = run_analysis(study_input(frame))
+    assert results.findings == [] and results.arms == []
+    assert "allocated so far: nobody" in (results.comparisons_notice or "")
+    document = results.to_json()
+    assert document["results"] == []
+    assert [p["method"] for p in document["problems"]] == ["comparisons"]
+
+
+def test_no_participants_at_all_is_an_analysis_error() -> None:
+    frame = study_frame().iloc[0:0]
+    with pytest.raises(AnalysisError, match="no participants yet"):
         run_analysis(study_input(frame))
 
 

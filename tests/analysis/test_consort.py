@@ -82,6 +82,7 @@ def test_arm_counts_follow_allocation_and_reasons() -> None:
     assert ai["lost_reasons"] == {"left at stage warmup": 1, "withdrawn": 1}
     assert ai["analysed_itt"] == 4
     assert ai["outcome_missing"] == 2
+    assert ai["analysed_primary"] == 2  # what the primary analysis used
     assert ai["analysed_pp"] == 1
     assert ai["excluded_pp"] == 3
     assert ai["excluded_pp_reasons"] == {"completed_quiz": 2, "passed_attention_check": 2}
@@ -107,8 +108,35 @@ def test_table_rows_add_up() -> None:
     assert rows["Allocated"]["total"] == 7
     assert rows["Lost to follow-up / discontinued"]["arms"] == [1, 2]
     assert rows["withdrawn"]["arms"] == [0, 1]
-    assert rows["of whom primary outcome missing"]["arms"] == [1, 2]
+    # CONSORT wants the number analysed for the primary outcome, not everyone allocated.
+    assert rows["Analysed (primary outcome, ITT)"]["arms"] == [2, 2]
+    assert rows["Analysed (primary outcome, ITT)"]["total"] == 4
+    assert rows["Excluded from analysis: primary outcome missing"]["arms"] == [1, 2]
+    assert "Analysed, intention to treat" not in rows
     assert rows["Analysed, per protocol"]["total"] == 3
+    # Per-protocol exclusions in words, not rule names.
+    assert rows["did not complete the quiz"]["arms"] == [1, 2]
+    assert rows["failed the attention check"]["arms"] == [0, 2]
+    assert "completed_quiz" not in rows and "passed_attention_check" not in rows
+
+
+def test_table_without_an_outcome_column_counts_everyone_allocated_as_itt() -> None:
+    rows = {row["item"].strip(): row for row in consort_table(consort_counts(frame()))}
+    assert rows["Analysed, intention to treat"]["arms"] == [4, 3]
+    assert "Analysed (primary outcome, ITT)" not in rows
+
+
+def test_unknown_per_protocol_rules_keep_their_names() -> None:
+    data = frame()
+    data.loc[data["participant"] == "a2", "per_protocol_exclusions"] = (
+        "no_noncompliance_flag; custom_rule"
+    )
+    counts = consort_counts(data, arm_order=["no_ai"])
+    rows = {row["item"].strip(): row for row in consort_table(counts)}
+    assert rows["non-compliance flag (e.g. outside help)"]["arms"] == [0, 1]
+    assert rows["custom_rule"]["arms"] == [0, 1]
+    texts = [t.text or "" for t in parse_svg(consort_svg(counts)).iter(f"{SVG}text")]
+    assert any("non-compliance flag (e.g. outside help) (n=1)" in t for t in texts)
 
 
 def test_flow_diagram_is_well_formed_svg_with_every_box() -> None:
@@ -123,10 +151,21 @@ def test_flow_diagram_is_well_formed_svg_with_every_box() -> None:
     assert "Allocated to No AI (n = 3)" in texts
     assert "Allocated to AI (n = 4)" in texts
     assert any("used trio (n=2)" in t for t in texts)
+    assert any("failed the attention check (n=2)" in t for t in texts)
+    assert not any("passed_attention_check" in t for t in texts)
     # Every box is at least as wide as the diagram needs, and inside the canvas.
     width = float(root.get("width", "0"))
     for rect in root.iter(f"{SVG}rect"):
         assert float(rect.get("x", "0")) + float(rect.get("width", "0")) <= width + 0.01
+
+
+def test_flow_diagram_shows_how_many_the_primary_analysis_used() -> None:
+    counts = consort_counts(frame(), arm_order=["no_ai"], outcome_column="quiz_score")
+    texts = [t.text or "" for t in parse_svg(consort_svg(counts)).iter(f"{SVG}text")]
+    assert texts.count("Analysed (primary outcome, ITT), n = 2") == 2  # both arms
+    assert "  Excluded from analysis (n = 2)" in texts
+    assert "   • primary outcome missing (n=1)" in texts
+    assert not any(t.startswith("Analysed, ITT") for t in texts)
 
 
 def test_labels_are_escaped_in_the_svg() -> None:

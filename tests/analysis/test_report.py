@@ -17,9 +17,9 @@ from django.test import Client
 from analysis import plots
 from analysis.analyze import run_analysis
 from analysis.consort import consort_counts
-from analysis.report import render_report
+from analysis.report import render_report, summary_sentences
 from analysis.stats import kaplan_meier
-from tests.analysis.test_analyze import study_input
+from tests.analysis.test_analyze import study_frame, study_input
 from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN
 
 SVG_TAG = "{http://www.w3.org/2000/svg}svg"
@@ -238,7 +238,100 @@ def test_results_json_for_an_experimenter(trial_with_data: Any) -> None:
 
 @needs_datasets
 @pytest.mark.django_db
-def test_a_trial_without_allocations_says_why_there_is_no_report(live_trial: Any) -> None:
+def test_a_trial_nobody_entered_says_why_there_is_no_report(live_trial: Any) -> None:
     response = login(STATISTICIAN, "stan").get(f"/analysis/{live_trial.slug}/report/")
     assert response.status_code == 409
-    assert "reference arm" in response.content.decode()
+    assert "no participants yet" in response.content.decode()
+
+
+@needs_datasets
+@pytest.mark.django_db
+def test_a_trial_without_allocations_still_shows_its_flow(live_trial: Any) -> None:
+    from trials.models import Participant
+
+    Participant.objects.create(trial=live_trial, status=Participant.Status.DECLINED)
+    Participant.objects.create(trial=live_trial, status=Participant.Status.CONSENTING)
+    client = login(STATISTICIAN, "stan")
+    page = client.get(f"/analysis/{live_trial.slug}/report/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Participant flow (CONSORT)" in text
+    assert "comparisons need participants in at least two arms" in text
+    data = client.get(f"/analysis/{live_trial.slug}/results.json")
+    assert data.status_code == 200
+    document = json.loads(data.content)
+    assert document["results"] == []
+    assert any("none computed yet" in p["message"] for p in document["problems"])
+    assert document["consort"]["assessed"] == 2
+
+
+def one_arm_input() -> Any:
+    frame = study_frame()
+    frame.loc[frame["arm"] == "ai", ["arm", "itt"]] = ["", False]  # nobody in AI yet
+    inp = study_input(frame, meta={"trial_status": "live", "title": "Early look"})
+    inp.consort = consort_counts(inp.frame, arm_order=["no_ai"], outcome_column="quiz_score")
+    return inp
+
+
+def test_a_report_with_one_arm_shows_flow_baseline_and_why_nothing_is_compared() -> None:
+    inp = one_arm_input()
+    results = run_analysis(inp, seed=0)
+    html = render_report(inp, results, self_contained=True)
+    notice = (
+        "comparisons need participants in at least two arms including the reference arm "
+        "&#x27;no_ai&#x27;; none computed yet (allocated so far: no_ai 24)"
+    )
+    summary = html[html.find("In short") : html.find('id="about"')]
+    assert notice in summary
+    assert "No preregistered outcome could be analysed" not in summary
+    flow = html[html.find('id="flow"') : html.find('id="baseline"')]
+    assert parse_svg(svgs(flow)[0]).tag == SVG_TAG
+    assert "Allocated to no_ai (n = 24)" in flow  # the frame has no arm_label column
+    assert "Analysed (primary outcome, ITT), n = 24" in flow
+    baseline = html[html.find('id="baseline"') : html.find('id="preregistered"')]
+    assert "No AI (n = 24)" in baseline
+    assert "warmup time min, mean (SD)" in baseline
+    preregistered = html[html.find('id="preregistered"') : html.find('id="exploratory"')]
+    assert notice in preregistered
+    document = json.loads(json.dumps(results.to_json(), allow_nan=False))
+    assert document["results"] == []
+    assert [p["method"] for p in document["problems"]] == ["comparisons"]
+
+
+def three_arm_results() -> Any:
+    frame = study_frame(n_per_arm=30)
+    chat = frame.index[(frame["arm"] == "ai")][::2]
+    frame.loc[chat, "arm"] = "ai_chat"
+    frame.loc[frame["arm"] == "ai", "arm"] = "ai_complete"
+    frame.loc[chat, "quiz_score"] += 3
+    labels = {"ai_chat": "AI chat", "ai_complete": "AI autocomplete", "no_ai": "No AI"}
+    return run_analysis(study_input(frame, arm_labels=labels), seed=0)
+
+
+def test_three_arm_summary_names_each_arm() -> None:
+    results = three_arm_results()
+    sentences = summary_sentences(results)
+    primary = next(s for s in sentences if s.startswith("Primary outcome"))
+    assert re.search(
+        r"Quiz score, difference from the No AI arm .*: AI chat vs No AI: "
+        r"\u2212?[\d.]+ points \(95% CI .*Holm p .*\); "
+        r"AI autocomplete vs No AI: \u2212?[\d.]+ points",
+        primary,
+    ), primary
+    categories = next(s for s in sentences if s.startswith("Quiz score by category"))
+    assert "AI autocomplete vs No AI: debugging" in categories
+    assert "AI chat vs No AI: debugging" in categories
+    assert categories.count("debugging") == 2
+    time = next(s for s in sentences if s.startswith("Completion time"))
+    assert "AI autocomplete vs No AI" in time and "AI chat vs No AI" in time
+    assert "(No AI)" in time  # the reference arm's median too
+
+
+def test_two_arm_summary_wording_is_unchanged(report_parts: tuple[Any, Any]) -> None:
+    _, results = report_parts
+    sentences = summary_sentences(results)
+    categories = next(s for s in sentences if s.startswith("Quiz score by category"))
+    assert categories.startswith("Quiz score by category, difference AI vs No AI in ")
+    assert " vs No AI: " not in categories
+    time = next(s for s in sentences if s.startswith("Completion time"))
+    assert "hazard ratio of finishing AI vs No AI " in time
