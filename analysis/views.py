@@ -3,6 +3,9 @@
 ``/analysis/<slug>/report/`` (``?download=1``: the self-contained file as an attachment) and
 ``/analysis/<slug>/results.json``; ``?version=N`` picks a version, else the live one, else the
 newest. Graders and others get 403; anonymous users go to the login page.
+
+Both reuse the analysis (and the rendered report) while the trial's data are unchanged
+(:mod:`analysis.cache`); the data snapshot time they show is when it was computed.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from analysis.analyze import AnalysisError, AnalysisResults, run_analysis
-from analysis.inputs import AnalysisInput
+from analysis.analyze import AnalysisError
+from analysis.cache import cached_analysis, cached_report_html
 from trials.models import Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 
@@ -49,26 +52,20 @@ def _trial(slug: str, version: str | None) -> Trial:
     return trial
 
 
-def _analyse(request: HttpRequest, slug: str) -> tuple[Trial, AnalysisInput, AnalysisResults]:
-    from analysis.datasets import analysis_input  # the lead's module; imported when used
-
-    trial = _trial(slug, request.GET.get("version"))
-    inp = analysis_input(trial)
-    return trial, inp, run_analysis(inp, seed=0)
+def _unavailable(request: HttpRequest, slug: str, exc: AnalysisError) -> HttpResponse:
+    return render(
+        request, "analysis/unavailable.html", {"slug": slug, "message": str(exc)}, status=409
+    )
 
 
 @analyst_required
 def report_view(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        trial, inp, results = _analyse(request, slug)
-    except AnalysisError as exc:
-        return render(
-            request, "analysis/unavailable.html", {"slug": slug, "message": str(exc)}, status=409
-        )
-    from analysis.report import render_report
-
+    trial = _trial(slug, request.GET.get("version"))
     if request.GET.get("download"):
-        html = render_report(inp, results, self_contained=True)
+        try:
+            html = cached_report_html(trial, self_contained=True, seed=0)
+        except AnalysisError as exc:
+            return _unavailable(request, slug, exc)
         response = HttpResponse(html, content_type="text/html; charset=utf-8")
         filename = f"{trial.slug}-v{trial.version}-report.html"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -82,13 +79,18 @@ def report_view(request: HttpRequest, slug: str) -> HttpResponse:
             reverse("manage:trial_detail", args=[trial.slug, trial.version]),
         ),
     ]
-    return HttpResponse(render_report(inp, results, self_contained=False, links=links))
+    try:
+        html = cached_report_html(trial, self_contained=False, links=links, seed=0)
+    except AnalysisError as exc:
+        return _unavailable(request, slug, exc)
+    return HttpResponse(html)
 
 
 @analyst_required
 def results_view(request: HttpRequest, slug: str) -> HttpResponse:
+    trial = _trial(slug, request.GET.get("version"))
     try:
-        _, _, results = _analyse(request, slug)
+        _, results = cached_analysis(trial, seed=0)
     except AnalysisError as exc:
         return JsonResponse({"error": str(exc)}, status=409)
     return HttpResponse(

@@ -427,20 +427,23 @@ class ResultsView(DataAPIView):
                 description="The data cannot be analysed yet (e.g. an arm has no participants).",
             ),
         },
-        description="The analysis plan run now on the trial's data, as `manage.py analyze "
-        "--json` writes it: a top-level `results` list (outcome, method, groups, n, estimate, "
-        "ci_low, ci_high, p_value, statistic, df, effect_size, adjusted_p, covariates, "
-        "population, role, preregistered), descriptives, populations, CONSORT counts, "
+        description="The analysis plan run on the trial's current data, as `manage.py analyze "
+        "--json` writes it (computed once per state of the data and then reused; "
+        "`meta.snapshot.taken_at` is when): a top-level `results` list (outcome, method, "
+        "groups, n, estimate, ci_low, ci_high, p_value, statistic, df, effect_size, "
+        "adjusted_p, covariates, population, role, preregistered), descriptives, "
+        "populations, CONSORT counts, "
         "deviations from the plan and methods that could not run. Undefined statistics are "
         "null.",
     )
     def get(self, request: Request, slug: str) -> Response:
         params = queries.parse_query(queries.VersionQuery, request.query_params)
         trial = _trial_or_404(slug, params.get("version"))
-        from analysis import analyze, datasets
+        from analysis import analyze
+        from analysis.cache import cached_analysis
 
         try:
-            results = analyze.run_analysis(datasets.analysis_input(trial))
+            _, results = cached_analysis(trial, seed=0)  # recomputed only when the data change
         except analyze.AnalysisError as exc:
             return Response({"detail": str(exc)}, status=409)
         return Response(results.to_json())
