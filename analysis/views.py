@@ -11,33 +11,15 @@ Both reuse the analysis (and the rendered report) while the trial's data are unc
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
 from analysis.analyze import AnalysisError
 from analysis.cache import cached_analysis, cached_report_html
+from trials.manage_views import staff_role_required
 from trials.models import Trial
-from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
-
-View = Callable[..., HttpResponse]
-
-
-def analyst_required(view: View) -> View:
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not has_role(request.user, EXPERIMENTER, STATISTICIAN):
-            return render(request, "manage/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _trial(slug: str, version: str | None) -> Trial:
@@ -58,7 +40,7 @@ def _unavailable(request: HttpRequest, slug: str, exc: AnalysisError) -> HttpRes
     )
 
 
-@analyst_required
+@staff_role_required
 def report_view(request: HttpRequest, slug: str) -> HttpResponse:
     trial = _trial(slug, request.GET.get("version"))
     if request.GET.get("download"):
@@ -86,7 +68,7 @@ def report_view(request: HttpRequest, slug: str) -> HttpResponse:
     return HttpResponse(html)
 
 
-@analyst_required
+@staff_role_required
 def results_view(request: HttpRequest, slug: str) -> HttpResponse:
     trial = _trial(slug, request.GET.get("version"))
     try:
