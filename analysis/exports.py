@@ -836,14 +836,14 @@ def export_to_dir(
 
 
 def trial_for_export(slug: str, version: int | None = None) -> Trial:
-    """The trial named by slug: the given version, else the live one, else the newest.
-    Raises Trial.DoesNotExist."""
-    trials = Trial.objects.filter(slug=slug)
-    if version is not None:
-        return trials.get(version=version)
-    trial = trials.filter(status=Trial.Status.LIVE).first() or trials.order_by("-version").first()
+    """The trial named by slug (see trials.selectors.trial_for_slug). Raises
+    Trial.DoesNotExist."""
+    from trials.selectors import trial_for_slug
+
+    trial = trial_for_slug(slug, version)
     if trial is None:
-        raise Trial.DoesNotExist(f"no trial with slug {slug!r}")
+        suffix = f" version {version}" if version is not None else ""
+        raise Trial.DoesNotExist(f"no trial with slug {slug!r}{suffix}")
     return trial
 
 

@@ -20,15 +20,13 @@ from analysis.analyze import AnalysisError
 from analysis.cache import cached_analysis, cached_report_html
 from trials.manage_views import staff_role_required
 from trials.models import Trial
+from trials.selectors import trial_for_slug
 
 
 def _trial(slug: str, version: str | None) -> Trial:
-    trials = Trial.objects.filter(slug=slug)
-    if version:
-        if not version.isdigit():
-            raise Http404("version must be a number")
-        trials = trials.filter(version=int(version))
-    trial = trials.filter(status=Trial.Status.LIVE).first() or trials.order_by("-version").first()
+    if version and not version.isdigit():
+        raise Http404("version must be a number")
+    trial = trial_for_slug(slug, int(version) if version else None)
     if trial is None:
         raise Http404("no such trial")
     return trial

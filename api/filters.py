@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from django.db.models import (
-    Case,
     Count,
     IntegerField,
     Model,
@@ -18,32 +17,15 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Value,
-    When,
 )
 from django.db.models.functions import Coalesce
 from rest_framework.exceptions import ValidationError
 
 from quizzes.models import ItemResponse
 from trials.models import Allocation, Arm, Event, Participant, Stage, StageRecord, Trial
+from trials.selectors import trial_for_slug
 
 M = TypeVar("M", bound=Model)
-
-
-def trial_for_slug(slug: str, version: int | None = None) -> Trial | None:
-    """The version of a trial the API means by its slug: the one asked for, else the live
-    version, else the newest that was launched, else the newest draft."""
-    versions = Trial.objects.filter(slug=slug)
-    if version is not None:
-        return versions.filter(version=version).first()
-    return versions.order_by(
-        Case(
-            When(status=Trial.Status.LIVE, then=Value(0)),
-            When(launched_at__isnull=False, then=Value(1)),
-            default=Value(2),
-            output_field=IntegerField(),
-        ),
-        "-version",
-    ).first()
 
 
 def _count_per_trial(queryset: QuerySet[Any]) -> Coalesce:

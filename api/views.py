@@ -45,6 +45,7 @@ from api.serializers import (
     ResultsSerializer,
     TrialSerializer,
 )
+from trials.selectors import trial_for_slug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,7 +171,7 @@ class TrialListView(DataListView):
 
 
 def _trial_or_404(slug: str, version: int | None) -> Trial:
-    trial = filters.trial_for_slug(slug, version)
+    trial = trial_for_slug(slug, version)
     if trial is None:
         raise Http404(f"no trial '{slug}'" + (f" version {version}" if version else ""))
     return trial

@@ -6,12 +6,29 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Count, QuerySet
+from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.db.models.functions import TruncDate
 
 from trials.models import Allocation, CodeSnapshot, Event, Participant, Stage, Trial
 from trials.replay import Mark, Replay, build_replay
 from trials.tasks import load_task
+
+
+def trial_for_slug(slug: str, version: int | None = None) -> Trial | None:
+    """The version of a trial that a slug means on the statisticians' pages, exports and API:
+    the one asked for, else the live version, else the newest launched, else the newest draft."""
+    versions = Trial.objects.filter(slug=slug)
+    if version is not None:
+        return versions.filter(version=version).first()
+    return versions.order_by(
+        Case(
+            When(status=Trial.Status.LIVE, then=Value(0)),
+            When(launched_at__isnull=False, then=Value(1)),
+            default=Value(2),
+            output_field=IntegerField(),
+        ),
+        "-version",
+    ).first()
 
 
 def live_trial(slug: str) -> Trial | None:
