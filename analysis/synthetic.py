@@ -54,7 +54,6 @@ import json
 import math
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -79,6 +78,7 @@ from trials.assistant.base import estimate_cost
 from trials.assistant.settings import AssistantSettings
 from trials.chat import CODE_BLOCK_RE
 from trials.definition import eligibility_failures, question_choices, stratum_key
+from trials.judge import test_specs
 from trials.models import (
     Allocation,
     AllocationSequence,
@@ -94,7 +94,7 @@ from trials.models import (
     Trial,
     new_participant_id,
 )
-from trials.tasks import load_task, readable_test_name
+from trials.tasks import load_task
 
 __all__ = [
     "FlowRates",
@@ -370,7 +370,6 @@ class _TaskModel:
 
 
 CHUNK_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 10**9)
-_TEST_RE = re.compile(r"^def (test_\w+)", re.MULTILINE)
 
 
 def _task_model(trial: Trial, folder: str, arm_settings: AssistantSettings | None) -> _TaskModel:
@@ -379,7 +378,7 @@ def _task_model(trial: Trial, folder: str, arm_settings: AssistantSettings | Non
     scripts = _scripts(task.starter, target, CHUNK_SIZES)
     # The coarsest: the whole text replaced in one edit (a paste), at least one step.
     scripts.append(_Script([(0, len(task.starter), target)], [task.starter, target]))
-    names = [readable_test_name(n) for n in _TEST_RE.findall(task.tests)] or ["Tests"]
+    names = [spec.label for spec in test_specs(task.tests)]
     code_lines = [
         line.strip()
         for line in task.instructions.splitlines()

@@ -16,7 +16,6 @@ from quizzes import grading
 from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttempt
 from quizzes.quizfile import IDK_VALUE, Question, Quiz, order_for_participant, participant_view
 from quizzes.quizfile import quiz_from_source as _quiz_from_source
-from trials import runner
 from trials.models import Participant, Stage, Trial
 
 logger = logging.getLogger("skilltrial.quizzes")
@@ -172,7 +171,8 @@ def quiz_record_responses(
 
 def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
     """Run the hidden tests of code-writing answers in the sandbox; returns how many."""
-    from trials.tasks import Task, check_plan, parse_check_output
+    from trials.coding import runner_limits
+    from trials.judge import judge_code
 
     quiz = stage_quiz(participant.trial, stage)
     done = 0
@@ -181,21 +181,11 @@ def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
     ):
         question = quiz.question(item.question_key)
         plan = grading.code_test_plan(question, item.response)
-        task = Task(
-            folder=question.key,
-            title="",
-            instructions="",
-            starter="",
-            solution="",
-            tests=plan.tests,
-            show="messages",
-        )
-        check = check_plan(task, plan.code)
-        result = runner.run_python(check.files, check.entry, stdin=check.stdin)
-        tests = parse_check_output(result.stdout, check.marker, "messages") or []
+        verdict = judge_code(tests_source=plan.tests, code=plan.code, limits=runner_limits())
+        tests = verdict.tests
         passed = sum(1 for t in tests if t["passed"])
         grade = grading.grade_code_tests(
-            question, passed=passed, total=len(tests), detail=result.message
+            question, passed=passed, total=len(tests), detail=verdict.message
         )
         ItemResponse.objects.filter(pk=item.pk, status=ItemResponse.Status.NEEDS_SANDBOX).update(
             points=grade.points,

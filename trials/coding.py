@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from trials import runner
 from trials.events import event_log
+from trials.judge import judge_code
 from trials.models import CodeRun, CodeSnapshot, Participant, Stage, TaskState
 from trials.services import (
     DEADLINE_GRACE,
@@ -27,7 +28,7 @@ from trials.services import (
     participant_complete_stage,
     participant_sync_clock,
 )
-from trials.tasks import ENTRY_FILE, Task, check_plan, exception_type, load_task, parse_check_output
+from trials.tasks import ENTRY_FILE, Task, exception_type, load_task
 
 logger = logging.getLogger("skilltrial.coding")
 
@@ -144,7 +145,8 @@ class RunOutcome:
     message: str
 
 
-def _limits() -> runner.Limits:
+def runner_limits() -> runner.Limits:
+    """The configured limits of one participant run (settings RUNNER_*)."""
     return runner.Limits(
         cpu_seconds=settings.RUNNER_CPU_SECONDS,
         wall_seconds=settings.RUNNER_WALL_SECONDS,
@@ -152,8 +154,8 @@ def _limits() -> runner.Limits:
     )
 
 
-def _execute(files: dict[str, str], entry: str, stdin: str = "") -> runner.RunResult:
-    return runner.run_python(files, entry, limits=_limits(), stdin=stdin)
+def _execute(files: dict[str, str], entry: str) -> runner.RunResult:
+    return runner.run_python(files, entry, limits=runner_limits())
 
 
 def _status(result: runner.RunResult) -> str:
@@ -175,20 +177,29 @@ def code_run(
         participant=participant, stage=stage, task=task, code=code, base_version=None, source=kind
     )
     if kind == CodeRun.Kind.CHECK:
-        plan = check_plan(task, snapshot.code)
-        result = _execute(plan.files, plan.entry, plan.stdin)
-        parsed = parse_check_output(result.stdout, plan.marker, task.show)
-        tests = parsed if parsed is not None else []
-        # What the participant's program printed during a check is not shown (it may be
-        # interleaved with the harness); errors still are.
-        stdout = ""
+        verdict = judge_code(
+            tests_source=task.tests, code=snapshot.code, show=task.show, limits=runner_limits()
+        )
+        tests = [
+            {"name": t["name"], "passed": t["passed"], "message": t["message"]}
+            for t in verdict.tests
+        ]
+        status: str = verdict.status
+        # The participant's program prints nothing a participant needs during a check (the
+        # tests call its functions); its errors are shown when there is no verdict.
+        stdout, stderr, exit_code = "", verdict.stderr, None
+        duration, truncated, sandbox = verdict.duration_seconds, False, verdict.sandbox
+        message = verdict.message
+        all_passed = verdict.all_passed
     else:
         result = _execute({ENTRY_FILE: snapshot.code}, ENTRY_FILE)
         tests = []
-        stdout = result.stdout
-    status = _status(result)
+        stdout, stderr, exit_code = result.stdout, result.stderr, result.exit_code
+        duration, truncated, sandbox = result.duration_seconds, result.truncated, result.sandbox
+        status = _status(result)
+        message = result.message
+        all_passed = False
     passed = sum(1 for t in tests if t["passed"])
-    all_passed = bool(tests) and passed == len(tests)
     in_time = (
         participant.stage_deadline is None or started <= participant.stage_deadline + DEADLINE_GRACE
     )
@@ -201,13 +212,13 @@ def code_run(
             code_sha256=hashlib.sha256(snapshot.code.encode()).hexdigest(),
             snapshot_version=snapshot.version,
             stdout=stdout,
-            stderr=result.stderr,
-            exit_code=result.exit_code,
-            duration_ms=round(result.duration_seconds * 1000),
-            output_truncated=result.truncated,
+            stderr=stderr,
+            exit_code=exit_code,
+            duration_ms=round(duration * 1000),
+            output_truncated=truncated,
             status=status,
-            exception_type=exception_type(result.stderr) if kind == CodeRun.Kind.RUN else "",
-            sandbox=result.sandbox,
+            exception_type=exception_type(stderr) if kind == CodeRun.Kind.RUN else "",
+            sandbox=sandbox,
             tests_passed=passed if kind == CodeRun.Kind.CHECK else None,
             tests_total=len(tests) if kind == CodeRun.Kind.CHECK else None,
             test_results=tests,
@@ -233,18 +244,18 @@ def code_run(
                 "code_sha256": run.code_sha256,
                 "version": snapshot.version,
                 "status": status,
-                "exit_code": result.exit_code,
+                "exit_code": exit_code,
                 "exception_type": run.exception_type,
                 "duration_ms": run.duration_ms,
                 "tests_passed": run.tests_passed,
                 "tests_total": run.tests_total,
                 "first_pass": first_pass,
-                "sandbox": result.sandbox,
+                "sandbox": sandbox,
             },
         )
         if first_pass:
             event_log(participant, "task_completed", stage=stage, payload={"task": task.folder})
-    return RunOutcome(run=run, tests=tests, first_pass=first_pass, message=result.message)
+    return RunOutcome(run=run, tests=tests, first_pass=first_pass, message=message)
 
 
 def task_stage_finish(

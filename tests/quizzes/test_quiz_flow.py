@@ -269,10 +269,10 @@ text = "Write `double(x)` returning twice x."
 points = 2
 categories = ["code_writing"]
 tests = """
-from main import double
+from checker import participant
 
 def test_doubles():
-    assert double(2) == 4
+    assert participant.call("double", 2) == 4
 """
 '''
     )

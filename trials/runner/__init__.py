@@ -11,13 +11,21 @@ from trials.runner.config import (
 from trials.runner.limits import Limits
 from trials.runner.packages import PackageNotInstalled
 from trials.runner.result import Reason, RunResult, SandboxKind
-from trials.runner.sandbox import SandboxStatus, run_python, sandbox_kind, sandbox_status
+from trials.runner.sandbox import (
+    PairResult,
+    SandboxStatus,
+    run_pair,
+    run_python,
+    sandbox_kind,
+    sandbox_status,
+)
 
 __all__ = [
     "ENV_SANDBOX",
     "InvalidRun",
     "Limits",
     "PackageNotInstalled",
+    "PairResult",
     "Reason",
     "RunResult",
     "RunnerConfig",
@@ -25,6 +33,7 @@ __all__ = [
     "SandboxMode",
     "SandboxStatus",
     "SandboxUnavailable",
+    "run_pair",
     "run_python",
     "sandbox_kind",
     "sandbox_status",

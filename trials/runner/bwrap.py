@@ -32,7 +32,7 @@ import functools
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 from trials.runner.config import SYSTEM_PATH, RunnerConfig
@@ -186,7 +186,11 @@ def run_bwrap(
     entry: str,
     argv: Sequence[str],
     stdin: str,
+    channel_fds: Sequence[int] = (),
+    on_started: Callable[[], None] | None = None,
+    cancel_fd: int | None = None,
 ) -> ProcessOutcome:
+    """``channel_fds`` stay open in the program under the same numbers."""
     fds: list[tuple[int, PurePosixPath]] = []
     try:
         for relative in paths:
@@ -207,7 +211,9 @@ def run_bwrap(
             max_output_bytes=limits.max_output_bytes,
             wall_seconds=limits.wall_seconds,
             kill=kill,
-            pass_fds=[fd for fd, _ in fds],
+            pass_fds=[*(fd for fd, _ in fds), *channel_fds],
+            on_started=on_started,
+            cancel_fd=cancel_fd,
         )
     finally:
         for fd, _ in fds:

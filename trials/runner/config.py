@@ -74,8 +74,9 @@ class RunnerConfig:
     """The slot lock files. Every server process on the machine must use the same one: a
     slot's lock is named after its uid, so two pools can never hand out one uid twice."""
     uid_base: int = 64000
-    """When the server is root, slot ``i`` runs as uid and gid ``uid_base + i``. The range
-    ``[uid_base, uid_base + max_concurrent)`` must belong to no user and own no file."""
+    """When the server is root, slot ``i`` runs as uid and gid ``uid_base + i``, and the
+    checker of a Check in that slot as ``uid_base + max_concurrent + i``. The range
+    ``[uid_base, uid_base + 2 * max_concurrent)`` must belong to no user and own no file."""
     bwrap: str | None = field(default_factory=_find_bwrap)
 
     def __post_init__(self) -> None:
@@ -85,7 +86,7 @@ class RunnerConfig:
             raise ValueError("max_concurrent must be at least 1")
         if self.queue_timeout_seconds < 0:
             raise ValueError("queue_timeout_seconds cannot be negative")
-        if not 1000 <= self.uid_base <= 2**31 - self.max_concurrent:
+        if not 1000 <= self.uid_base <= 2**31 - 2 * self.max_concurrent:
             raise ValueError(f"uid_base {self.uid_base} is outside the usable uid range")
 
     @classmethod

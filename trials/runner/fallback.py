@@ -27,7 +27,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from trials.runner.config import SYSTEM_PATH, RunnerConfig, SandboxUnavailable
@@ -124,8 +124,12 @@ def run_fallback(
     entry: str,
     argv: Sequence[str],
     stdin: str,
+    channel_fds: Sequence[int] = (),
+    on_started: Callable[[], None] | None = None,
+    cancel_fd: int | None = None,
 ) -> ProcessOutcome:
-    """Run in ``run_dir / "work"``, where the files already are."""
+    """Run in ``run_dir / "work"``, where the files already are; ``channel_fds`` stay open in
+    the program under the same numbers."""
     python = python_for(config, uid)
     packages = package_paths(config.packages)
     if uid is not None:
@@ -182,6 +186,9 @@ def run_fallback(
             kill=kill,
             user=uid,
             preexec_fn=preexec,
+            pass_fds=channel_fds,
+            on_started=on_started,
+            cancel_fd=cancel_fd,
         )
     finally:
         if uid is not None:

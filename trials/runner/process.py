@@ -88,8 +88,14 @@ def run_captured(
     pass_fds: Sequence[int] = (),
     user: int | None = None,
     preexec_fn: Callable[[], None] | None = None,
+    on_started: Callable[[], None] | None = None,
+    cancel_fd: int | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` in a new session and return its capped output.
+
+    ``on_started`` is called once the process exists (to close the parent's copies of
+    descriptors handed to it); when ``cancel_fd`` becomes readable the run is stopped as at
+    its deadline, but not counted as timed out.
 
     ``user`` switches uid and gid and clears supplementary groups in the child before exec;
     ``subprocess`` does that in C, so unlike a ``preexec_fn`` it is safe in a threaded server."""
@@ -116,6 +122,8 @@ def run_captured(
     finally:
         if stdin_fd is not None:
             os.close(stdin_fd)
+        if on_started is not None:
+            on_started()
     assert proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     streams = {out_fd: _Stream(max_output_bytes), err_fd: _Stream(max_output_bytes)}
@@ -143,8 +151,10 @@ def run_captured(
             killed_at = time.monotonic()
             if status is None:
                 # Our own unreaped child: its pid is still ours to signal, whatever the
-                # sandbox's own way of stopping does.
-                proc.send_signal(signal.SIGKILL)
+                # sandbox's own way of stopping does. (Not ``proc.send_signal``: it polls
+                # first, and would reap the child behind ``reap``'s back.)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
             kill(proc.pid, status is not None)
 
     pidfd = os.pidfd_open(proc.pid)
@@ -154,6 +164,8 @@ def run_captured(
                 os.set_blocking(fd, False)
                 selector.register(fd, selectors.EVENT_READ)
             selector.register(pidfd, selectors.EVENT_READ)
+            if cancel_fd is not None:
+                selector.register(cancel_fd, selectors.EVENT_READ)
             open_fds = set(streams)
             while open_fds or status is None:
                 if killed_at is not None:
@@ -164,6 +176,11 @@ def run_captured(
                     wake = deadline
                 for key, _ in selector.select(max(0.0, wake - time.monotonic())):
                     fd = int(key.fd)
+                    if fd == cancel_fd:
+                        selector.unregister(cancel_fd)
+                        if status is None:
+                            stop()
+                        continue
                     if fd == pidfd:
                         selector.unregister(pidfd)
                         reap(0)  # it has exited: this does not block

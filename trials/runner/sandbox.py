@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -33,7 +33,14 @@ from trials.runner.process import ProcessOutcome
 from trials.runner.result import Reason, RunResult, SandboxKind
 from trials.runner.slots import QueueTimeout, SlotPool, ensure_private_dir
 
-__all__ = ["SandboxStatus", "run_python", "sandbox_kind", "sandbox_status"]
+__all__ = [
+    "PairResult",
+    "SandboxStatus",
+    "run_pair",
+    "run_python",
+    "sandbox_kind",
+    "sandbox_status",
+]
 
 logger = logging.getLogger("skilltrial.runner")
 
@@ -224,43 +231,201 @@ def run_python(
     )
     try:
         with pool.acquire(timeout=config.queue_timeout_seconds) as slot:
-            uid = slot.number if as_root else None
-            run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=state))
-            try:
-                work = run_dir / "work"
-                work.mkdir(mode=0o700)
-                _write_files(work, files)
-                if status.kind == "bwrap":
-                    outcome = run_bwrap(
-                        config=config,
-                        limits=limits,
-                        uid=uid,
-                        files_dir=work,
-                        paths=paths,
-                        entry=entry,
-                        argv=argv,
-                        stdin=stdin,
-                    )
-                else:
-                    outcome = run_fallback(
-                        config=config,
-                        limits=limits,
-                        uid=uid,
-                        run_dir=run_dir,
-                        entry=entry,
-                        argv=argv,
-                        stdin=stdin,
-                    )
-            finally:
-                _remove_tree(run_dir)
+            outcome = _run_in_slot(
+                _Run(files=files, paths=paths, entry=entry, argv=argv, stdin=stdin),
+                config=config,
+                kind=status.kind,
+                limits=limits,
+                uid=slot.number if as_root else None,
+                state=state,
+            )
     except QueueTimeout:
-        logger.warning(
-            "code run refused: all %d run slots stayed busy for %g s",
-            pool.size,
-            config.queue_timeout_seconds,
-        )
+        _log_refusal(pool, config)
         return dataclasses.replace(_REFUSED, sandbox=status.kind)
     return _result(outcome, kind=status.kind, limits=limits)
+
+
+@dataclass(frozen=True)
+class _Run:
+    files: Mapping[str, str]
+    paths: list[PurePosixPath]
+    entry: str
+    argv: Sequence[str]
+    stdin: str
+    channel_fds: Sequence[int] = ()
+    on_started: Callable[[], None] | None = None
+    cancel_fd: int | None = None
+
+
+def _log_refusal(pool: SlotPool, config: RunnerConfig) -> None:
+    logger.warning(
+        "code run refused: all %d run slots stayed busy for %g s",
+        pool.size,
+        config.queue_timeout_seconds,
+    )
+
+
+def _run_in_slot(
+    run: _Run,
+    *,
+    config: RunnerConfig,
+    kind: SandboxKind,
+    limits: Limits,
+    uid: int | None,
+    state: Path,
+) -> ProcessOutcome:
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=state))
+    try:
+        work = run_dir / "work"
+        work.mkdir(mode=0o700)
+        _write_files(work, run.files)
+        if kind == "bwrap":
+            return run_bwrap(
+                config=config,
+                limits=limits,
+                uid=uid,
+                files_dir=work,
+                paths=run.paths,
+                entry=run.entry,
+                argv=run.argv,
+                stdin=run.stdin,
+                channel_fds=run.channel_fds,
+                on_started=run.on_started,
+                cancel_fd=run.cancel_fd,
+            )
+        return run_fallback(
+            config=config,
+            limits=limits,
+            uid=uid,
+            run_dir=run_dir,
+            entry=run.entry,
+            argv=run.argv,
+            stdin=run.stdin,
+            channel_fds=run.channel_fds,
+            on_started=run.on_started,
+            cancel_fd=run.cancel_fd,
+        )
+    finally:
+        _remove_tree(run_dir)
+
+
+@dataclass(frozen=True)
+class PairResult:
+    program: RunResult
+    """The participant's program (the agent), whose output nobody trusts."""
+    checker: RunResult
+    """The trusted checker; its stdout is the verdict."""
+
+
+def run_pair(
+    *,
+    program_files: Mapping[str, str],
+    program_entry: str,
+    checker_files: Mapping[str, str],
+    checker_entry: str,
+    checker_stdin: str,
+    limits: Limits | None = None,
+    checker_limits: Limits | None = None,
+    config: RunnerConfig | None = None,
+) -> PairResult:
+    """Run two programs at once in two separate sandboxes joined only by two pipes: the
+    participant's program gets ``argv = [read_fd, write_fd]`` of its ends, and so does the
+    checker. Both take one run slot together; as root the checker runs as a uid of its own
+    (``uid_base + max_concurrent + slot``), so the program cannot signal, trace or read it even
+    in the fallback. The program is stopped as soon as the checker ends."""
+    limits = limits or Limits()
+    checker_limits = checker_limits or limits
+    config = config or RunnerConfig.from_env()
+    program_paths = _check_input(program_files, program_entry, ())
+    checker_paths = _check_input(checker_files, checker_entry, ())
+    status = sandbox_status(config)
+    if status.kind == "fallback":
+        _warn_fallback_once(status)
+    as_root = _running_as_root()
+    state = Path(config.state_dir)
+    ensure_private_dir(state, 0o711)
+    _remove_stale_runs(state, limits)
+    pool = SlotPool(
+        Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
+    )
+    try:
+        with pool.acquire(timeout=config.queue_timeout_seconds) as slot:
+            to_checker_r, to_checker_w = os.pipe()
+            to_program_r, to_program_w = os.pipe()
+            cancel_r, cancel_w = os.pipe()
+            open_fds = {to_checker_r, to_checker_w, to_program_r, to_program_w}
+
+            def closer(*fds: int) -> Callable[[], None]:
+                def close() -> None:
+                    for fd in fds:
+                        if fd in open_fds:
+                            open_fds.discard(fd)
+                            os.close(fd)
+
+                return close
+
+            program_box: dict[str, ProcessOutcome | BaseException] = {}
+
+            def run_program() -> None:
+                try:
+                    program_box["outcome"] = _run_in_slot(
+                        _Run(
+                            files=program_files,
+                            paths=program_paths,
+                            entry=program_entry,
+                            argv=[str(to_program_r), str(to_checker_w)],
+                            stdin="",
+                            channel_fds=(to_program_r, to_checker_w),
+                            on_started=closer(to_program_r, to_checker_w),
+                            cancel_fd=cancel_r,
+                        ),
+                        config=config,
+                        kind=status.kind,
+                        limits=limits,
+                        uid=slot.number if as_root else None,
+                        state=state,
+                    )
+                except BaseException as exc:
+                    program_box["error"] = exc
+                    closer(to_program_r, to_checker_w)()
+
+            thread = threading.Thread(target=run_program, name="skilltrial-program", daemon=True)
+            try:
+                thread.start()
+                checker = _run_in_slot(
+                    _Run(
+                        files=checker_files,
+                        paths=checker_paths,
+                        entry=checker_entry,
+                        argv=[str(to_checker_r), str(to_program_w)],
+                        stdin=checker_stdin,
+                        channel_fds=(to_checker_r, to_program_w),
+                        on_started=closer(to_checker_r, to_program_w),
+                    ),
+                    config=config,
+                    kind=status.kind,
+                    limits=checker_limits,
+                    uid=slot.number + config.max_concurrent if as_root else None,
+                    state=state,
+                )
+            finally:
+                os.write(cancel_w, b"x")
+                thread.join()
+                os.close(cancel_w)
+                os.close(cancel_r)
+                closer(*list(open_fds))()
+    except QueueTimeout:
+        _log_refusal(pool, config)
+        refused = dataclasses.replace(_REFUSED, sandbox=status.kind)
+        return PairResult(program=refused, checker=refused)
+    if "error" in program_box:
+        raise program_box["error"]  # type: ignore[misc]
+    program = program_box["outcome"]
+    assert isinstance(program, ProcessOutcome)
+    return PairResult(
+        program=_result(program, kind=status.kind, limits=limits),
+        checker=_result(checker, kind=status.kind, limits=checker_limits),
+    )
 
 
 _REFUSED = RunResult(

@@ -1,10 +1,4 @@
-import contextlib
-import io
-import time
-
-import trio
-
-import main
+from checker import Fake, participant
 
 EXPECTED = [
     "hello from alice (1)",
@@ -17,36 +11,37 @@ EXPECTED = [
 ]
 
 
-def run_main():
-    out = io.StringIO()
-    start = time.monotonic()
-    with contextlib.redirect_stdout(out):
-        trio.run(main.main)
-    return out.getvalue().splitlines(), time.monotonic() - start
+def fake_greeter(slowdown):
+    """Stands in for ``greeter``: takes ``delay * count * slowdown`` seconds on the checker's
+    clock, so overlap and cancellation are seen from here."""
+    return Fake("greeter", delay=lambda name, delay, count: delay * count * slowdown)
 
 
 def test_prints_the_greetings_in_concurrent_order():
-    lines, _ = run_main()
-    assert lines == EXPECTED, f"printed {lines!r}"
+    """Prints the greetings in concurrent order"""
+    outcome = participant.trio("main")
+    assert outcome.ok, f"main raised {outcome.error}"
+    assert outcome.lines == EXPECTED, f"printed {outcome.lines!r}"
 
 
 def test_greeters_run_at_the_same_time():
-    lines, elapsed = run_main()
-    assert lines[:6] and sorted(lines[:6]) == sorted(EXPECTED[:6]), "the greetings are missing"
-    # One after the other would take 0.3 + 0.75 = 1.05 s; together about 0.75 s.
-    assert elapsed < 0.95, f"took {elapsed:.2f} s: are the greeters running one after the other?"
+    """The greeters run at the same time"""
+    greeter = fake_greeter(1)
+    outcome = participant.trio("main", fakes=[greeter])
+    assert outcome.ok, f"main raised {outcome.error}"
+    asked = sorted(tuple(call.args) for call in greeter.calls)
+    assert asked == [("alice", 0.1, 3), ("bob", 0.25, 3)], f"greeter was called as {asked!r}"
+    assert greeter.max_overlap == 2, "the greeters ran one after the other"
+    assert outcome.lines == ["done"], f"printed {outcome.lines!r}"
 
 
 def test_deadline_cancels_slow_greeters():
-    original = main.greeter
-
-    async def slow(name, delay, count):
-        await original(name, delay * 10, count)
-
-    main.greeter = slow
-    try:
-        lines, elapsed = run_main()
-    finally:
-        main.greeter = original
-    assert lines[-1:] == ["timed out"], f"printed {lines!r}"
-    assert elapsed < 1.5
+    """A one-second deadline cancels slow greeters"""
+    greeter = fake_greeter(10)
+    outcome = participant.trio("main", fakes=[greeter])
+    assert outcome.ok, f"main raised {outcome.error}"
+    assert outcome.lines[-1:] == ["timed out"], f"printed {outcome.lines!r}"
+    assert greeter.calls and all(call.cancelled for call in greeter.calls), (
+        "the slow greeters were not cancelled"
+    )
+    assert outcome.seconds < 1.5, f"main took {outcome.seconds:.2f} s despite the deadline"

@@ -1,24 +1,46 @@
-import time
+from checker import Fake, participant
 
-import trio
 
-import main
+def fake_fetch():
+    """Stands in for the participant's ``fetch``: answers after 0.2 s on the checker's clock and
+    raises the participant's own ``FetchError`` for every third item."""
+    return Fake(
+        "fetch",
+        delay=0.2,
+        returns=lambda item_id: f"item-{item_id}",
+        raises=lambda item_id: (
+            ("FetchError", f"item {item_id} is unavailable") if item_id % 3 == 0 else None
+        ),
+    )
 
 
 def test_every_item_has_a_result():
-    results = trio.run(main.fetch_all, [1, 2, 4])
-    assert results == {1: "item-1", 2: "item-2", 4: "item-4"}, f"returned {results!r}"
+    """Every item has a result"""
+    fetch = fake_fetch()
+    outcome = participant.trio("fetch_all", [1, 2, 4], fakes=[fetch])
+    assert outcome.ok, f"fetch_all raised {outcome.error}"
+    assert outcome.value == {1: "item-1", 2: "item-2", 4: "item-4"}, f"returned {outcome.value!r}"
+    asked = sorted(call.args[0] for call in fetch.calls if call.args)
+    assert asked == [1, 2, 4], f"fetch was called for {asked!r}"
 
 
 def test_failures_are_marked_and_do_not_stop_the_others():
-    results = trio.run(main.fetch_all, list(range(1, 11)))
+    """Failures are marked and do not stop the others"""
+    fetch = fake_fetch()
+    outcome = participant.trio("fetch_all", list(range(1, 11)), fakes=[fetch])
+    assert outcome.ok, f"fetch_all raised {outcome.error}"
     expected = {i: ("FAILED" if i % 3 == 0 else f"item-{i}") for i in range(1, 11)}
-    assert results == expected, f"returned {results!r}"
+    assert outcome.value == expected, f"returned {outcome.value!r}"
+    assert not any(call.cancelled for call in fetch.calls), "a failure cancelled other fetches"
 
 
 def test_fetches_run_concurrently():
-    start = time.monotonic()
-    results = trio.run(main.fetch_all, list(range(1, 11)))
-    elapsed = time.monotonic() - start
-    assert len(results) == 10, "every item needs a result"
-    assert elapsed < 0.5, f"took {elapsed:.2f} s: are the fetches running one after the other?"
+    """The fetches run concurrently"""
+    fetch = fake_fetch()
+    outcome = participant.trio("fetch_all", list(range(1, 11)), fakes=[fetch])
+    assert outcome.ok, f"fetch_all raised {outcome.error}"
+    assert len(fetch.calls) == 10, f"fetch was called {len(fetch.calls)} times for 10 items"
+    assert fetch.max_overlap == 10, (
+        f"at most {fetch.max_overlap} fetches were running at the same time: "
+        "are they running one after the other?"
+    )
