@@ -44,6 +44,8 @@ VerdictStatus = Literal["ok", "busy", "timeout", "error"]
 class TestsProblem(ValueError):
     """The hidden tests' source is unusable (a syntax error, or no test function)."""
 
+    __test__ = False
+
     def __init__(self, message: str, line: int | None = None) -> None:
         super().__init__(message)
         self.line = line
@@ -51,6 +53,7 @@ class TestsProblem(ValueError):
 
 @dataclass(frozen=True)
 class TestSpec:
+    __test__ = False
     name: str
     label: str
 
@@ -83,6 +86,10 @@ def test_specs(source: str) -> list[TestSpec]:
     if not specs:
         raise TestsProblem("no test functions (named test_...) were found")
     return specs
+
+
+# Names that start with "test" in a module the test suite imports: not tests themselves.
+test_specs.__test__ = False  # type: ignore[attr-defined]
 
 
 @cache
