@@ -59,6 +59,31 @@ POPULATION_RULES = (
 )
 MAX_FILE_BYTES = 1_000_000
 
+# [participants]: who counts as one person, how a session moves to another browser, and the
+# window in which the same address or browser marks a likely duplicate (README, "One person,
+# one allocation"). Every default is written into the normalised definition, so the protocol
+# hash says which rule a trial ran under.
+PARTICIPANT_FIELDS = (
+    "external_id",
+    "require_external_id",
+    "external_id_pattern",
+    "resume_idle_minutes",
+    "duplicate_window_hours",
+)
+PARTICIPANT_DEFAULTS: dict[str, Any] = {
+    "external_id": "PROLIFIC_PID",
+    "require_external_id": False,
+    "external_id_pattern": "",
+    "resume_idle_minutes": 20,
+    "duplicate_window_hours": 24.0,
+}
+EXTERNAL_ID_PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
+# Query parameters that are the same for everyone in a study: they cannot tell people apart.
+SHARED_PARAMS = ("STUDY_ID",)
+DUPLICATE_RULES = ("keep", "exclude")
+DUPLICATE_SIGNALS = ("external_id", "browser", "address")
+DEFAULT_DUPLICATE_SIGNALS = ["external_id", "browser"]
+
 Path_ = tuple[str | int, ...]
 
 
@@ -376,6 +401,7 @@ TOP_FIELDS = (
     "baseline",
     "eligibility",
     "stages",
+    "participants",
     "analysis",
 )
 ARM_FIELDS = ("key", "label", "weight", "tools", "assistant", "budget")
@@ -494,8 +520,73 @@ class _Loader:
         data["eligibility"] = self.eligibility(check, raw, data["baseline"])
         data["randomization"] = self.randomization(check, raw, data["arms"], data["baseline"])
         data["stages"] = self.stages(check, raw)
+        data["participants"] = self.participants(check, raw)
         data["analysis"] = self.analysis(check, raw, data["arms"])
         return data
+
+    def participants(self, check: _Checker, raw: dict[str, Any]) -> dict[str, Any]:
+        path: Path_ = ("participants",)
+        table = check.get(raw, (), "participants", dict, default={})
+        check.unknown_keys(table, path, PARTICIPANT_FIELDS)
+        d = PARTICIPANT_DEFAULTS
+        param = check.get(table, path, "external_id", str, default=d["external_id"])
+        if param and not EXTERNAL_ID_PARAM_RE.match(param):
+            check.error(
+                path + ("external_id",),
+                f"{param!r} is not a query parameter name (letters, digits and underscores, "
+                'starting with a letter, e.g. "PROLIFIC_PID"; "" for none)',
+            )
+        elif param in SHARED_PARAMS:
+            check.error(
+                path + ("external_id",),
+                f"{param} is the same for everyone in a study and cannot tell people apart "
+                '(use "PROLIFIC_PID")',
+            )
+        required = check.get(
+            table, path, "require_external_id", bool, default=d["require_external_id"]
+        )
+        if required and not param:
+            check.error(
+                path + ("require_external_id",),
+                "an external id is required but 'external_id' names no query parameter",
+            )
+        pattern = check.get(
+            table, path, "external_id_pattern", str, default=d["external_id_pattern"]
+        )
+        if pattern:
+            if not param:
+                check.error(
+                    path + ("external_id_pattern",),
+                    "a pattern needs 'external_id' to name the query parameter it checks",
+                )
+            if len(pattern) > 200:
+                check.error(path + ("external_id_pattern",), "at most 200 characters")
+            else:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    check.error(path + ("external_id_pattern",), f"not a regular expression: {exc}")
+        idle = check.get(table, path, "resume_idle_minutes", int, default=d["resume_idle_minutes"])
+        if not 0 <= idle <= 7 * 24 * 60:
+            check.error(
+                path + ("resume_idle_minutes",),
+                "must be whole minutes from 0 (a new browser needs the resume code, always) "
+                "to 10080 (a week)",
+            )
+        window = check.get(
+            table, path, "duplicate_window_hours", float, default=d["duplicate_window_hours"]
+        )
+        if not 0 < window <= 24 * 365:
+            check.error(
+                path + ("duplicate_window_hours",), "must be more than 0 and at most 8760 (a year)"
+            )
+        return {
+            "external_id": param,
+            "require_external_id": required,
+            "external_id_pattern": pattern,
+            "resume_idle_minutes": idle,
+            "duplicate_window_hours": float(window),
+        }
 
     def arms(self, check: _Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
         arms: list[dict[str, Any]] = []
@@ -893,7 +984,16 @@ class _Loader:
         check.unknown_keys(
             table,
             path,
-            ("reference_arm", "alpha", "primary", "secondary", "covariates", "populations"),
+            (
+                "reference_arm",
+                "alpha",
+                "primary",
+                "secondary",
+                "covariates",
+                "populations",
+                "duplicates",
+                "duplicate_signals",
+            ),
         )
         arm_keys = [a["key"] for a in arms]
         reference = check.get(table, path, "reference_arm", str, required=True, default="")
@@ -941,6 +1041,26 @@ class _Loader:
                     path + ("populations", "per_protocol", i),
                     f"unknown rule {rule!r} (allowed: {', '.join(POPULATION_RULES)})",
                 )
+        duplicates = check.get(table, path, "duplicates", str, default="keep")
+        if duplicates not in DUPLICATE_RULES:
+            check.error(
+                path + ("duplicates",),
+                f"unknown rule {duplicates!r} (allowed: {', '.join(DUPLICATE_RULES)})",
+            )
+        signals = check.get(
+            table, path, "duplicate_signals", list, default=list(DEFAULT_DUPLICATE_SIGNALS)
+        )
+        for i, signal in enumerate(signals):
+            if signal not in DUPLICATE_SIGNALS:
+                check.error(
+                    path + ("duplicate_signals", i),
+                    f"unknown signal {signal!r} (allowed: {', '.join(DUPLICATE_SIGNALS)})",
+                )
+        if duplicates == "exclude" and not signals:
+            check.error(
+                path + ("duplicate_signals",),
+                "excluding duplicates needs at least one signal that marks one",
+            )
         return {
             "reference_arm": reference,
             "alpha": float(alpha),
@@ -948,6 +1068,8 @@ class _Loader:
             "secondary": secondary,
             "covariates": [c for c in covariates if isinstance(c, str)],
             "populations": {"per_protocol": per_protocol},
+            "duplicates": duplicates,
+            "duplicate_signals": [s for s in DUPLICATE_SIGNALS if s in signals],
         }
 
 

@@ -28,6 +28,12 @@ def new_completion_code() -> str:
     return secrets.token_hex(4).upper()
 
 
+def new_session_token() -> str:
+    # Binds a participant to one browser: the signed cookie carries it, and a resume in
+    # another browser replaces it, so the first browser's cookie stops working.
+    return secrets.token_urlsafe(16)
+
+
 class Trial(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -138,6 +144,11 @@ class Participant(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.PROTECT, related_name="participants")
     public_code = models.CharField(max_length=16, default=new_public_code)
     prolific_pid = models.CharField(max_length=64, blank=True)
+    external_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The value of the trial's external id parameter ([participants] external_id)",
+    )
     study_id = models.CharField(max_length=64, blank=True)
     session_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.CONSENTING)
@@ -155,6 +166,14 @@ class Participant(models.Model):
     is_synthetic = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # One browser at a time (README, "One person, one allocation").
+    session_token = models.CharField(max_length=32, blank=True, default=new_session_token)
+    last_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last request from the browser holding the session"
+    )
+    # Keyed hashes (HMAC with SECRET_KEY), never the raw values: for duplicate flags only.
+    address_hash = models.CharField(max_length=64, blank=True)
+    browser_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["trial", "created_at"]
@@ -163,6 +182,13 @@ class Participant(models.Model):
                 fields=["trial", "prolific_pid"],
                 condition=~Q(prolific_pid=""),
                 name="participant_prolific_pid_unique",
+            ),
+            # One person, one participant (and so one allocation) per trial version: two
+            # simultaneous first visits with one id cannot both insert.
+            models.UniqueConstraint(
+                fields=["trial", "external_id"],
+                condition=~Q(external_id=""),
+                name="participant_external_id_unique",
             ),
             models.UniqueConstraint(
                 fields=["trial", "public_code"], name="participant_public_code_unique"

@@ -6,6 +6,7 @@ app_name = "trials"
 
 urlpatterns = [
     path("<slug:slug>/", views.entry, name="entry"),
+    path("<slug:slug>/resume/", views.resume, name="resume"),
     path("<slug:slug>/end/", views.finished, name="finished"),
     path("<slug:slug>/s/<slug:stage_key>/", views.stage, name="stage"),
     path("<slug:slug>/api/save/", participant_api.save, name="api_save"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,9 +16,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_http_methods
 
-from trials import chat, coding, services
+from trials import chat, coding, identity, services
 from trials.forms import ConsentForm, QuestionForm
 from trials.models import Participant, Stage, StageRecord, TaskState, Trial
 from trials.rendering import render_markdown
@@ -32,23 +34,49 @@ def _cookie_name(trial: Trial) -> str:
     return f"stp_{trial.slug}"
 
 
-def participant_from_cookie(request: HttpRequest, trial: Trial) -> Participant | None:
-    participant_id = request.get_signed_cookie(
+@dataclass(frozen=True)
+class CookieSession:
+    """What this browser's cookie says: the participant whose session it holds, or the one
+    whose session has since moved to another browser (``superseded``)."""
+
+    participant: Participant | None = None
+    superseded: Participant | None = None
+
+
+def cookie_session(request: HttpRequest, trial: Trial) -> CookieSession:
+    # The signed value is "<participant id>:<session token>"; a cookie from before session
+    # tokens carries the id alone and is good while the participant has no token.
+    value = request.get_signed_cookie(
         _cookie_name(trial), default=None, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE
     )
-    if not participant_id:
-        return None
-    return (
+    if not value:
+        return CookieSession()
+    participant_id, _, token = value.partition(":")
+    participant = (
         Participant.objects.select_related("trial", "current_stage")
         .filter(pk=participant_id, trial=trial)
         .first()
     )
+    if participant is None:
+        return CookieSession()
+    if constant_time_compare(token, participant.session_token):
+        return CookieSession(participant=participant)
+    return CookieSession(superseded=participant)
+
+
+def participant_from_cookie(request: HttpRequest, trial: Trial) -> Participant | None:
+    """The participant whose session this browser holds (None if none, or if the session has
+    moved to another browser), noted as still there."""
+    participant = cookie_session(request, trial).participant
+    if participant is not None:
+        services.participant_touch(participant=participant)
+    return participant
 
 
 def _remember(response: HttpResponse, trial: Trial, participant: Participant) -> HttpResponse:
     response.set_signed_cookie(
         _cookie_name(trial),
-        participant.pk,
+        f"{participant.pk}:{participant.session_token}",
         salt=COOKIE_SALT,
         max_age=COOKIE_MAX_AGE,
         httponly=True,
@@ -67,14 +95,111 @@ def _not_open(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_http_methods(["GET", "HEAD"])
 def entry(request: HttpRequest, slug: str) -> HttpResponse:
-    """/t/<slug>/: create or resume a participant and send them to their current stage."""
+    """/t/<slug>/: create or resume a participant and send them to their current stage.
+
+    A browser that holds a participant's session goes on where they are. Otherwise the link's
+    external id decides: a new one creates a participant; a known one never allocates again,
+    and this browser gets the resume page, not the session (README, "One person, one
+    allocation")."""
     trial = live_trial(slug)
     if trial is None:
         return _not_open(request, slug)
-    participant = participant_from_cookie(request, trial)
+    session = cookie_session(request, trial)
+    if session.participant is not None:
+        services.participant_touch(participant=session.participant)
+        return _remember(
+            _redirect_to_current(trial, session.participant), trial, session.participant
+        )
+    if session.superseded is not None:
+        return _resume_page(request, trial, session.superseded, superseded=True)
+    visitor = identity.visitor_of(request)
+    try:
+        arrival = services.participant_arrive(
+            trial=trial, external_ids=request.GET.dict(), visitor=visitor
+        )
+    except services.EntryRefused as exc:
+        return render(
+            request, "trials/entry_refused.html", {"trial": trial, "message": str(exc)}, status=400
+        )
+    if arrival.created:
+        return _remember(
+            _redirect_to_current(trial, arrival.participant), trial, arrival.participant
+        )
+    services.participant_note_second_browser(participant=arrival.participant, visitor=visitor)
+    return _resume_page(request, trial, arrival.participant)
+
+
+def _resume_page(
+    request: HttpRequest,
+    trial: Trial,
+    participant: Participant,
+    *,
+    superseded: bool = False,
+    error: str = "",
+    status: int = 200,
+) -> HttpResponse:
+    """The page a browser without the participant's session sees: the resume code form, and
+    when the trial allows it, a takeover once the other browser has been idle long enough.
+    It shows nothing of the participant's stage, arm or codes."""
+    wait = services.takeover_wait(participant)
+    context = {
+        "trial": trial,
+        "external_id": participant.external_id,
+        "superseded": superseded,
+        "ended": participant.current_stage is None,
+        "error": error,
+        "idle_minutes": identity.ParticipantRules.of(trial).resume_idle_minutes,
+        "takeover_allowed": wait is not None,
+        "takeover_now": wait is not None and wait <= timedelta(0),
+        "takeover_in_minutes": math.ceil(wait.total_seconds() / 60) if wait else 0,
+        "code_length": identity.RESUME_CODE_LENGTH,
+    }
+    response = render(request, "trials/resume.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+RESUME_STATUS = {"wrong_code": 400, "locked": 429, "active": 409, "code_required": 409}
+
+
+@require_http_methods(["POST"])
+def resume(request: HttpRequest, slug: str) -> HttpResponse:
+    """POST /t/<slug>/resume/: the resume code (or a takeover after the other browser has
+    been idle) moves the participant's session to this browser."""
+    trial = live_trial(slug)
+    if trial is None:
+        return _not_open(request, slug)
+    external = request.POST.get("external_id", "").strip()
+    participant = identity.participant_with_external_id(trial, external)
     if participant is None:
-        external = {key: request.GET.get(key, "") for key in services.EXTERNAL_ID_FIELDS}
-        participant = services.participant_enter(trial=trial, external_ids=external)
+        return render(
+            request,
+            "trials/entry_refused.html",
+            {
+                "trial": trial,
+                "message": "There is no session to continue for this participant ID. Please "
+                "open the study link from the recruitment site again.",
+            },
+            status=400,
+        )
+    held = cookie_session(request, trial).participant
+    if held is not None and held.pk == participant.pk:
+        return _redirect_to_current(trial, held)  # already this browser's session
+    visitor = identity.visitor_of(request)
+    try:
+        if request.POST.get("action") == "take_over":
+            participant = services.participant_take_over(participant=participant, visitor=visitor)
+        else:
+            participant = services.participant_resume(
+                participant=participant, code=request.POST.get("code", ""), visitor=visitor
+            )
+    except services.ResumeRefused as exc:
+        response = _resume_page(
+            request, trial, participant, error=str(exc), status=RESUME_STATUS[exc.reason]
+        )
+        if exc.retry_after:
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     return _remember(_redirect_to_current(trial, participant), trial, participant)
 
 
@@ -144,6 +269,12 @@ def _page(
         "stage_count": len(stages),
         "remaining_seconds": remaining,
         "tools": sorted(participant_tools(participant)),
+        # Only a person with an external id can come back in another browser with the code.
+        "resume_code": (
+            identity.display_code(identity.resume_code(participant))
+            if participant.external_id
+            else ""
+        ),
     }
     return render(request, template, base | context, status=status)
 

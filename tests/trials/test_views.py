@@ -10,6 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
 
+from trials.identity import resume_code
 from trials.models import Allocation, Participant, StageRecord
 from trials.roles import EXPERIMENTER, STATISTICIAN
 
@@ -73,8 +74,15 @@ def test_reload_and_a_new_browser_with_the_same_prolific_id_resume(
 ):
     participant = walk_to_warmup(client, eligible_answers, "?PROLIFIC_PID=p-77")
     assert client.get(ENTRY)["Location"] == stage_url("warmup")
+    # A new browser with the same Prolific id is the same participant, but it is asked for
+    # the resume code before it gets the session (tests/trials/test_identity.py has the rest).
     other_browser = Client()
-    assert other_browser.get(ENTRY + "?PROLIFIC_PID=p-77")["Location"] == stage_url("warmup")
+    prompt = other_browser.get(ENTRY + "?PROLIFIC_PID=p-77")
+    assert prompt.status_code == 200 and b"resume code" in prompt.content
+    resumed = other_browser.post(
+        f"{ENTRY}resume/", {"external_id": "p-77", "code": resume_code(participant)}
+    )
+    assert resumed["Location"] == stage_url("warmup")
     assert Participant.objects.count() == 1
     assert Allocation.objects.get().participant_id == participant.pk
 
