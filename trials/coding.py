@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -154,8 +155,14 @@ def runner_limits() -> runner.Limits:
     )
 
 
-def _execute(files: dict[str, str], entry: str) -> runner.RunResult:
-    return runner.run_python(files, entry, limits=runner_limits())
+def run_tag(participant: Participant) -> str:
+    """Names a participant's runs in the machine's run queue: one of their runs at a time."""
+    return f"p{participant.pk}"
+
+
+def queue_position(*, participant: Participant) -> int | None:
+    """How many runs are ahead of this participant's waiting Run or Check (None: none waits)."""
+    return runner.queue_position(run_tag(participant))
 
 
 def _status(result: runner.RunResult) -> str:
@@ -177,8 +184,15 @@ def code_run(
         participant=participant, stage=stage, task=task, code=code, base_version=None, source=kind
     )
     if kind == CodeRun.Kind.CHECK:
+        # A Check is never dropped for load: it waits its turn (its completion time, if it
+        # passes, is still ``started``, the moment it was submitted).
         verdict = judge_code(
-            tests_source=task.tests, code=snapshot.code, show=task.show, limits=runner_limits()
+            tests_source=task.tests,
+            code=snapshot.code,
+            show=task.show,
+            limits=runner_limits(),
+            tag=run_tag(participant),
+            queue_timeout=math.inf,
         )
         tests = [
             {"name": t["name"], "passed": t["passed"], "message": t["message"]}
@@ -192,7 +206,12 @@ def code_run(
         message = verdict.message
         all_passed = verdict.all_passed
     else:
-        result = _execute({ENTRY_FILE: snapshot.code}, ENTRY_FILE)
+        result = runner.run_python(
+            {ENTRY_FILE: snapshot.code},
+            ENTRY_FILE,
+            limits=runner_limits(),
+            tag=run_tag(participant),
+        )
         tests = []
         stdout, stderr, exit_code = result.stdout, result.stderr, result.exit_code
         duration, truncated, sandbox = result.duration_seconds, result.truncated, result.sandbox

@@ -160,6 +160,14 @@ check = participant_endpoint(_run("check"))
 
 
 @participant_endpoint
+def queue(
+    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+) -> HttpResponse:
+    """Where this participant's waiting Run or Check stands in the machine's run queue."""
+    return JsonResponse({"position": coding.queue_position(participant=participant)})
+
+
+@participant_endpoint
 def record_events(
     request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
 ) -> HttpResponse:
@@ -167,8 +175,13 @@ def record_events(
         batch = events.parse_batch(body)
     except events.BatchInvalid as exc:
         raise BadRequest(str(exc)) from None
-    stored, duplicates = events.events_record(participant=participant, events=batch)
-    return JsonResponse({"stored": stored, "duplicates": duplicates})
+    result = events.events_record(participant=participant, events=batch)
+    data: dict[str, Any] = {"stored": result.stored, "duplicates": result.duplicates}
+    # A refused event is dropped for good: the answer is still 200, so the browser's queue
+    # removes it with the rest of the batch instead of retrying it.
+    if result.refused:
+        data["refused"] = sum(result.refused.values())
+    return JsonResponse(data)
 
 
 @participant_endpoint

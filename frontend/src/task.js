@@ -12,9 +12,12 @@ import { readJSON, safeStorage } from "./storage.js";
 import { sha256Hex } from "./sha256.js";
 import { isoTime, normalizeNewlines, withTimeout } from "./util.js";
 import { renderChecks, renderMessage, renderRun, showSaveState } from "./ui.js";
-import { assistantOrigin, setUpAssistant } from "./chat.js";
+import { COPY_TEXT_CHARS, assistantOrigin, setUpAssistant } from "./chat.js";
 
-const RUN_TIMEOUT_MS = 90000; // the server queues runs when busy; it answers well before this
+const RUN_TIMEOUT_MS = 90000; // a Run waits at most 30 s for a free runner, then runs 15 s at most
+// A Check is never dropped for load: it waits its turn in the server's queue, however long.
+const CHECK_TIMEOUT_MS = 30 * 60 * 1000;
+const QUEUE_POLL_MS = 1500;
 const PREVIEW_CHARS = 200;
 // The server accepts requests until 5 s after a deadline (saves already on their way) and
 // closes the stage only then; a reload before that shows the same stage again, at 0:00.
@@ -228,16 +231,43 @@ function start() {
     return code;
   }
 
+  /** While a Run or Check request is pending, ask the server where it stands in the queue of
+   *  runs and say so ("2 ahead of you"); stops when the request is answered. */
+  function watchQueue(task, working) {
+    let stopped = false;
+    let timer = null;
+    const poll = async () => {
+      if (stopped || !api.queue) return;
+      const res = await postJSON(api.queue, {}, { timeoutMs: 5000 });
+      if (stopped) return;
+      const position = res.status === 200 && res.data ? res.data.position : null;
+      task.runStatus.textContent =
+        typeof position === "number"
+          ? `Waiting for a free runner: ${position === 0 ? "you are next" : `${position} ahead of you`}…`
+          : working;
+      timer = setTimeout(poll, QUEUE_POLL_MS);
+    };
+    timer = setTimeout(poll, QUEUE_POLL_MS);
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+    };
+  }
+
   async function run(task) {
     if (task.busy || leaving) return;
     setBusy(task, true, "Running…");
     const code = await saveBeforeRun(task);
     const started = performance.now();
+    const stopWatching = watchQueue(task, "Running…");
     const res = await postJSON(api.run, { stage, task: task.folder, code }, {
       timeoutMs: RUN_TIMEOUT_MS,
     });
+    stopWatching();
     const ms = Math.round(performance.now() - started);
-    emit("run", { task: task.folder, ms, http_status: res.status, status: res.data?.status ?? null });
+    // "run_shown": what this page showed and how long it waited. The run itself is the
+    // server's own `run` event; a browser may not send that type (trials/events.py).
+    emit("run_shown", { task: task.folder, ms, http_status: res.status, status: res.data?.status ?? null });
     if (stageIsOver(res)) return;
     const summary =
       res.status === 200 && res.data
@@ -251,12 +281,14 @@ function start() {
     setBusy(task, true, "Checking…");
     const code = await saveBeforeRun(task);
     const started = performance.now();
+    const stopWatching = watchQueue(task, "Checking…");
     const res = await postJSON(api.check, { stage, task: task.folder, code }, {
-      timeoutMs: RUN_TIMEOUT_MS,
+      timeoutMs: CHECK_TIMEOUT_MS,
     });
+    stopWatching();
     const ms = Math.round(performance.now() - started);
     const data = res.status === 200 && res.data && Array.isArray(res.data.tests) ? res.data : null;
-    emit("check", {
+    emit("check_shown", {
       task: task.folder,
       ms,
       http_status: res.status,
@@ -416,8 +448,11 @@ function start() {
     if (!text) return;
     // Text selected in an assistant's reply and copied with the keyboard or menu is marked
     // like the Copy button's copies, so a later paste of it is linked to the reply.
+    // The text goes with it so that the server can check it against the stored reply (it
+    // decides whether a later paste came from the assistant; `source` is only our claim).
     const origin = assistantOrigin(event.target) || assistantOrigin(document.getSelection()?.anchorNode);
-    recordText("copy", text, placeOf(event.target), { cut: event.type === "cut", ...origin });
+    const evidence = origin && text.length <= COPY_TEXT_CHARS ? { text } : {};
+    recordText("copy", text, placeOf(event.target), { cut: event.type === "cut", ...origin, ...evidence });
   };
   document.addEventListener("copy", onCopy);
   document.addEventListener("cut", onCopy);

@@ -250,3 +250,11 @@ def test_runs_report_their_version_and_only_a_real_change_elsewhere_conflicts(pa
         200,
         {"version": 4},
     )
+
+
+def test_the_queue_endpoint_says_where_a_waiting_run_stands(participant_client):
+    """Nothing waits: no position. (The ordering itself is tested on the slot pool in
+    tests/trials/runner/test_fair_queue.py.)"""
+    status, body = post(participant_client, "queue", {})
+    assert status == 200
+    assert body == {"position": None}

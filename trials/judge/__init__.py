@@ -176,6 +176,8 @@ def judge_code(
     show: str = "messages",
     limits: runner.Limits | None = None,
     config: runner.RunnerConfig | None = None,
+    tag: str = "",
+    queue_timeout: float | None = None,
 ) -> CheckVerdict:
     """Run ``tests_source`` against ``code`` in two sandboxes and return the verdict. Raises
     TestsProblem when the tests' source is unusable (caught at import time normally)."""
@@ -200,6 +202,8 @@ def judge_code(
         limits=limits,
         checker_limits=checker_limits,
         config=config,
+        tag=tag,
+        queue_timeout=queue_timeout,
     )
     program, checker = pair.program, pair.checker
     common: dict[str, Any] = {

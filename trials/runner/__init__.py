@@ -14,6 +14,7 @@ from trials.runner.result import Reason, RunResult, SandboxKind
 from trials.runner.sandbox import (
     PairResult,
     SandboxStatus,
+    queue_position,
     run_pair,
     run_python,
     sandbox_kind,
@@ -33,6 +34,7 @@ __all__ = [
     "SandboxMode",
     "SandboxStatus",
     "SandboxUnavailable",
+    "queue_position",
     "run_pair",
     "run_python",
     "sandbox_kind",

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from trials.runner import slots
 from trials.runner.bwrap import bwrap_problem, run_bwrap
 from trials.runner.config import ENV_SANDBOX, InvalidRun, RunnerConfig, SandboxUnavailable
 from trials.runner.fallback import run_fallback
@@ -36,6 +37,7 @@ from trials.runner.slots import QueueTimeout, SlotPool, ensure_private_dir
 __all__ = [
     "PairResult",
     "SandboxStatus",
+    "queue_position",
     "run_pair",
     "run_python",
     "sandbox_kind",
@@ -209,13 +211,17 @@ def run_python(
     argv: Sequence[str] = (),
     stdin: str = "",
     config: RunnerConfig | None = None,
+    tag: str = "",
+    queue_timeout: float | None = None,
 ) -> RunResult:
     """Run ``python entry *argv`` on ``files`` (relative path -> text) in a fresh sandbox.
 
     Blocks until a run slot is free, at most ``config.queue_timeout_seconds``; if none frees up
     the result has ``reason="queue_timeout"`` and nothing ran. The run's directory is gone when
     this returns. Raises InvalidRun for unacceptable file names and SandboxUnavailable when the
-    configured sandbox cannot work on this machine."""
+    configured sandbox cannot work on this machine. Runs with the same ``tag`` (one
+    participant) go one at a time; ``queue_timeout`` overrides the configured wait
+    (``math.inf``: wait for ever)."""
     limits = limits or Limits()
     config = config or RunnerConfig.from_env()
     paths = _check_input(files, entry, argv)
@@ -230,7 +236,7 @@ def run_python(
         Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
     )
     try:
-        with pool.acquire(timeout=config.queue_timeout_seconds) as slot:
+        with pool.acquire(timeout=_wait(config, queue_timeout), tag=tag) as slot:
             outcome = _run_in_slot(
                 _Run(files=files, paths=paths, entry=entry, argv=argv, stdin=stdin),
                 config=config,
@@ -255,6 +261,16 @@ class _Run:
     channel_fds: Sequence[int] = ()
     on_started: Callable[[], None] | None = None
     cancel_fd: int | None = None
+
+
+def _wait(config: RunnerConfig, queue_timeout: float | None) -> float:
+    return config.queue_timeout_seconds if queue_timeout is None else queue_timeout
+
+
+def queue_position(tag: str, config: RunnerConfig | None = None) -> int | None:
+    """Runs ahead of ``tag``'s waiting run on this machine (0: next), None if none waits."""
+    config = config or RunnerConfig.from_env()
+    return slots.queue_position(Path(config.lock_dir), tag)
 
 
 def _log_refusal(pool: SlotPool, config: RunnerConfig) -> None:
@@ -327,6 +343,8 @@ def run_pair(
     limits: Limits | None = None,
     checker_limits: Limits | None = None,
     config: RunnerConfig | None = None,
+    tag: str = "",
+    queue_timeout: float | None = None,
 ) -> PairResult:
     """Run two programs at once in two separate sandboxes joined only by two pipes: the
     participant's program gets ``argv = [read_fd, write_fd]`` of its ends, and so does the
@@ -349,7 +367,7 @@ def run_pair(
         Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
     )
     try:
-        with pool.acquire(timeout=config.queue_timeout_seconds) as slot:
+        with pool.acquire(timeout=_wait(config, queue_timeout), tag=tag) as slot:
             to_checker_r, to_checker_w = os.pipe()
             to_program_r, to_program_w = os.pipe()
             cancel_r, cancel_w = os.pipe()

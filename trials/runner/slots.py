@@ -5,8 +5,13 @@ whole life. ``flock`` locks belong to the open file description, so the cap hold
 workers and across threads of one process alike, and the kernel releases the lock when a holder
 dies, so a crashed worker never leaks a slot. The slot's index also names the run's sandbox uid.
 
-Waiting runs poll with a growing back-off rather than queueing in strict order: under constant
-overload a waiting run may be overtaken, and is refused once its queue wait is over.
+Fairness. A waiting run holds a *ticket*: a file in ``queue/`` named after the time it arrived,
+locked by its holder (so a ticket of a crashed process is recognised and removed). Only the
+oldest ``size`` tickets may take a free slot, so runs start in order of arrival, give or take
+the slot count, and a run's position is the number of live tickets ahead of it. A run may carry
+a ``tag`` (one participant): runs with the same tag go one at a time, each newer one waiting
+behind the older before it even takes a ticket, so one participant flooding Run holds at most
+one slot and one place in the queue, and cannot starve anyone else's Check.
 """
 
 from __future__ import annotations
@@ -14,14 +19,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import math
 import os
+import re
+import secrets
 import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["QueueTimeout", "Slot", "SlotPool", "ensure_private_dir"]
+__all__ = ["QueueTimeout", "Slot", "SlotPool", "ensure_private_dir", "queue_position"]
+
+_TAG_RE = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
+_LIVENESS_EVERY = 1.0
 
 
 class QueueTimeout(Exception):
@@ -71,29 +82,127 @@ class SlotPool:
             raise
         return Slot(index=index, number=self.first + index, fd=fd)
 
-    @contextlib.contextmanager
-    def acquire(self, *, timeout: float) -> Iterator[Slot]:
-        """Hold a free slot for the ``with`` block, waiting up to ``timeout`` seconds for one.
+    @property
+    def queue_dir(self) -> Path:
+        return self.directory / "queue"
 
-        Raises QueueTimeout when none became free in time."""
-        ensure_private_dir(self.directory, 0o700)
-        deadline = time.monotonic() + timeout
+    def _lock_tag(self, tag: str, deadline: float) -> int | None:
+        """Wait for this tag's earlier run to finish; the returned descriptor holds the lock."""
+        if not tag:
+            return None
+        path = self.directory / f"tag-{tag}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         delay = 0.005
-        slot: Slot | None = None
-        while slot is None:
-            # Lowest free index first, so the set of sandbox uids in use stays small.
-            for index in range(self.size):
-                slot = self._try_lock(index)
-                if slot is not None:
-                    break
-            else:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise QueueTimeout(f"all {self.size} run slots stayed busy for {timeout:g} s")
+                    os.close(fd)
+                    raise QueueTimeout("this participant's earlier run is still going") from None
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 0.1)
+
+    def _take_ticket(self, tag: str) -> tuple[str, int]:
+        ensure_private_dir(self.queue_dir, 0o700)
+        name = f"{time.time_ns():020d}-{secrets.token_hex(4)}-{tag}.ticket"
+        fd = os.open(
+            self.queue_dir / name,
+            os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+        )
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return name, fd
+
+    @contextlib.contextmanager
+    def acquire(self, *, timeout: float, tag: str = "") -> Iterator[Slot]:
+        """Hold a free slot for the ``with`` block, waiting up to ``timeout`` seconds (``inf``:
+        for ever) for one, behind this ``tag``'s earlier run and the runs that came first.
+
+        Raises QueueTimeout when none became free in time."""
+        if not _TAG_RE.match(tag):
+            raise ValueError(f"a run tag must be short and plain, got {tag!r}")
+        ensure_private_dir(self.directory, 0o700)
+        deadline = time.monotonic() + timeout if math.isfinite(timeout) else math.inf
+        tag_fd = self._lock_tag(tag, deadline)
+        ticket, ticket_fd = self._take_ticket(tag)
+        try:
+            delay = 0.005
+            slot: Slot | None = None
+            last_sweep = 0.0
+            while slot is None:
+                now = time.monotonic()
+                sweep = now - last_sweep >= _LIVENESS_EVERY
+                if sweep:
+                    last_sweep = now
+                if _ahead(self.queue_dir, ticket, sweep=sweep) < self.size:
+                    # Lowest free index first, so the set of sandbox uids in use stays small.
+                    for index in range(self.size):
+                        slot = self._try_lock(index)
+                        if slot is not None:
+                            break
+                if slot is None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise QueueTimeout(
+                            f"all {self.size} run slots stayed busy for {timeout:g} s"
+                        )
+                    time.sleep(min(delay, remaining))
+                    delay = min(delay * 2, 0.05)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.queue_dir / ticket)
+            os.close(ticket_fd)
+            if slot is None and tag_fd is not None:
+                os.close(tag_fd)
         try:
             yield slot
         finally:
-            # Closing the descriptor releases the lock.
+            # Closing the descriptors releases the locks.
             os.close(slot.fd)
+            if tag_fd is not None:
+                os.close(tag_fd)
+
+
+def _alive(queue_dir: Path, name: str) -> bool:
+    """Whether a ticket's holder still waits; a dead holder's ticket is removed."""
+    try:
+        fd = os.open(queue_dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(queue_dir / name)
+    return False
+
+
+def _ahead(queue_dir: Path, ticket: str, *, sweep: bool) -> int:
+    try:
+        names = [n for n in os.listdir(queue_dir) if n.endswith(".ticket") and n < ticket]
+    except FileNotFoundError:
+        return 0
+    if sweep:
+        names = [n for n in names if _alive(queue_dir, n)]
+    return len(names)
+
+
+def queue_position(directory: Path, tag: str) -> int | None:
+    """How many runs are ahead of the oldest waiting run of ``tag`` (0: next), or None when
+    it has no run waiting for a slot."""
+    queue_dir = directory / "queue"
+    try:
+        names = sorted(n for n in os.listdir(queue_dir) if n.endswith(".ticket"))
+    except FileNotFoundError:
+        return None
+    suffix = f"-{tag}.ticket"
+    for position, name in enumerate(names):
+        if tag and name.endswith(suffix):
+            return position
+    return None
