@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from trials import randomization
 from trials.definition import (
+    Problem,
     TrialDefinition,
     eligibility_failures,
     question_choices,
@@ -40,6 +41,7 @@ from trials.models import (
     new_public_code,
     new_session_token,
 )
+from trials.protocol_check import protocol_problems
 
 logger = logging.getLogger("skilltrial.trials")
 
@@ -68,12 +70,33 @@ class ImportResult:
     action: str  # "created", "updated" or "unchanged"
 
 
+class ProtocolBroken(TrialError):
+    """Running the protocol contradicts it (trials.protocol_check); ``problems`` lists all."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in the trial protocol:\n{lines}")
+
+
+def _require_sound_protocol(definition: TrialDefinition) -> None:
+    # trials.coding imports this module, so its limits are read here, not at the top.
+    from trials.coding import runner_limits
+
+    problems = protocol_problems(definition, limits=runner_limits())
+    if problems:
+        raise ProtocolBroken(problems)
+
+
 def trial_import(*, definition: TrialDefinition, new_version: bool = False) -> ImportResult:
     """Store a validated definition as a draft (or update the draft of the same version).
 
-    A live or closed version is frozen: a changed definition for it is refused unless
-    ``new_version`` asks to store it as the next version of the slug.
+    First runs the reference solutions, starters and predict-the-output code in the sandbox
+    (seconds, outside the transaction) and raises ProtocolBroken, storing nothing, when they
+    contradict the protocol. A live or closed version is frozen: a changed definition for it
+    is refused unless ``new_version`` asks to store it as the next version of the slug.
     """
+    _require_sound_protocol(definition)
     data = dict(definition.data)
     slug = definition.slug
     with transaction.atomic():
@@ -157,12 +180,23 @@ def _strata_levels(trial: Trial) -> list[str]:
 
 
 def trial_launch(*, trial: Trial) -> Trial:
-    """Freeze a draft: store its protocol hash and a fresh randomization seed, open entry."""
+    """Freeze a draft: store its protocol hash and a fresh randomization seed, open entry.
+
+    The stored draft is checked again first (as at import; ProtocolBroken), outside the
+    transaction; a draft changed while it was being checked is not launched."""
+    checked = Trial.objects.get(pk=trial.pk)
+    if checked.status == Trial.Status.DRAFT:
+        _require_sound_protocol(TrialDefinition(data=checked.definition, files=checked.files))
     with transaction.atomic():
         trial = Trial.objects.select_for_update().get(pk=trial.pk)
         if trial.status != Trial.Status.DRAFT:
             raise TrialError(
                 f"trial '{trial.slug}' version {trial.version} is already {trial.status}"
+            )
+        if (trial.definition, trial.files) != (checked.definition, checked.files):
+            raise TrialError(
+                f"trial '{trial.slug}' version {trial.version} changed while it was being "
+                "checked; launch it again"
             )
         live = Trial.objects.filter(slug=trial.slug, status=Trial.Status.LIVE).first()
         if live is not None:
