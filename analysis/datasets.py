@@ -19,7 +19,8 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import groupby
 from pathlib import PurePosixPath
 from typing import Any, NamedTuple
 
@@ -30,6 +31,7 @@ from django.utils import timezone
 from quizzes.models import ItemResponse
 from quizzes.quizfile import Quiz
 from trials.definition import question_choices
+from trials.events import CLIENT_TYPES, SERVER_TYPES, ClientSpan, bounded_seconds, spans_between
 from trials.models import (
     Allocation,
     AssistantTurn,
@@ -297,7 +299,8 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
             "'; '-separated: assistant_outside_arm (used an assistant the arm does not"
             " have), reported_outside_help (answered yes to"
             f" {', '.join(OUTSIDE_HELP_QUESTIONS)}), large_external_paste (pasted >="
-            f" {LARGE_PASTE_CHARS} characters not copied from the study's assistant)",
+            f" {LARGE_PASTE_CHARS} characters that the server did not match to the study's"
+            " assistant)",
             "derived",
         ),
         Column(
@@ -405,19 +408,27 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
             "code_runs.status",
             unit="count",
         ),
-        Column("pastes", "integer", "Paste (and drop) events", "events[type=paste]", unit="count"),
+        Column(
+            "pastes",
+            "integer",
+            "Paste (and drop) events (client-reported)",
+            "events[type=paste]",
+            unit="count",
+        ),
         Column(
             "paste_chars",
             "integer",
-            "Characters pasted",
+            "Characters pasted, as the browser reported them (client-reported)",
             "events[type=paste].payload.length",
             unit="characters",
         ),
         Column(
             "assistant_pastes",
             "integer",
-            "Pastes of text copied from the study's assistant",
-            "events[type=paste].payload.from_assistant",
+            "Pastes the server matched to an assistant reply stored for the participant (the"
+            " reply or one of its code blocks by SHA-256 and length, or text copied from the"
+            " chat that the server found in a reply); what the browser claims is ignored",
+            "events[type=paste].payload.from_assistant (set by the server), assistant_turns",
             unit="count",
         ),
         Column(
@@ -444,8 +455,12 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
         Column(
             "assistant_time_min",
             "number",
-            "Minutes with the assistant's message box focused (focus to blur)",
-            "events[type=focus|blur, scope=assistant]",
+            "Client-reported, bounded by server time: minutes with the assistant's message"
+            " box focused (focus to blur as the browser measured them), only for arms with"
+            " the assistant in stages that allow it, and only inside each stage's"
+            " server-observed window (from its server-stamped start to its end or time limit,"
+            " never after the server received the blur); overlapping spans count once",
+            "events[type=focus|blur, scope=assistant, origin=client], stage_records",
             unit="minutes",
         ),
         Column(
@@ -621,23 +636,35 @@ def _event_columns(shape: _TrialShape) -> list[Column]:
         Column(
             "type",
             "string",
-            "Event type (edit, snapshot, run, check, paste, copy, focus, blur,"
-            " assistant_request, stage_entered, ...; new types appear without code changes)",
+            "Event type, from the registry in trials/events.py. Client-reported (sent by the"
+            f" browser, evidence about it): {', '.join(sorted(CLIENT_TYPES))}. Server-only"
+            f" (observed or derived by the server, never accepted from a browser):"
+            f" {', '.join(sorted(SERVER_TYPES))}",
             "events.type",
         ),
         Column(
-            "origin", "string", "Who observed it", "events.origin", allowed=("client", "server")
+            "origin",
+            "string",
+            "Who reported it: client = the participant's browser (client-reported evidence,"
+            " not verified, of a client-reported type only), server = the server",
+            "events.origin",
+            allowed=("client", "server"),
         ),
         Column("client_seq", "integer", "Sequence number in the browser tab", "events.client_seq"),
         Column(
             "client_time",
             "datetime",
-            "Time on the participant's clock",
+            "Client-reported: time on the participant's clock as the browser sent it; no"
+            " outcome uses it (server_time does)",
             "events.client_time",
             unit="UTC",
         ),
         Column(
-            "server_time", "datetime", "Time the server stored it", "events.server_time", unit="UTC"
+            "server_time",
+            "datetime",
+            "Time the server stored it (for a browser event: when its batch arrived)",
+            "events.server_time",
+            unit="UTC",
         ),
         Column("payload", "json", "Type-specific details (JSON)", "events.payload"),
     ]
@@ -773,6 +800,30 @@ _PARTICIPANT_FIELDS = (
     "completion_code",
     "is_synthetic",
     "created_at",
+def _window_end(record: _Record, stage: Stage, now: datetime) -> datetime:
+    """The end of a stage's server-observed window: when it ended, its time limit, or now."""
+    ends = [now] if record.ended_at is None else [record.ended_at]
+    if stage.time_limit_seconds:
+        ends.append(record.started_at + timedelta(seconds=stage.time_limit_seconds))
+    return min(ends)
+
+
+def _assistant_minutes(
+    spans: dict[int, list[ClientSpan]],
+    records: dict[int, _Record],
+    stages: dict[int, Stage],
+    now: datetime,
+) -> float:
+    seconds = 0.0
+    for stage_id, stage_spans in spans.items():
+        record = records.get(stage_id)
+        if record is None or stage_id not in stages:
+            continue
+        end = _window_end(record, stages[stage_id], now)
+        seconds += bounded_seconds(stage_spans, start=record.started_at, end=end)
+    return seconds / 60.0
+
+
 )
 
 
@@ -849,21 +900,29 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, 
             tally[2] += 1
         elif length >= LARGE_PASTE_CHARS:
             tally[3] += 1
-    chat_minutes: dict[str, float] = defaultdict(float)
-    focus_at: dict[str, datetime] = {}
-    for pid, etype, ctime, stime in (
+    # Assistant time: client-reported focus-to-blur spans of the chat box, only in stages
+    # that allow the assistant (and, below, only for arms that have it), paired in the order
+    # they arrived and counted only inside the stage's server-observed window.
+    assistant_stages = {s.pk: s for s in shape.stages if "assistant" in (s.tools or [])}
+    chat_spans: dict[str, dict[int, list[ClientSpan]]] = defaultdict(dict)
+    chat_rows = (
         Event.objects.filter(
-            participant__trial=trial, type__in=("focus", "blur"), payload__scope="assistant"
+            participant__trial=trial,
+            origin="client",
+            stage_id__in=list(assistant_stages),
+            type__in=("focus", "blur"),
+            payload__scope="assistant",
         )
-        .order_by("participant_id", "client_time", "id")
-        .values_list("participant_id", "type", "client_time", "server_time")
+        .order_by("participant_id", "id")
+        .values_list("participant_id", "stage_id", "type", "client_time", "server_time")
         .iterator(chunk_size=CHUNK)
-    ):
-        when = ctime or stime
-        if etype == "focus":
-            focus_at[pid] = when
-        elif pid in focus_at:
-            chat_minutes[pid] += _minutes(focus_at.pop(pid), when) or 0.0
+    )
+    for pid, person_rows in groupby(chat_rows, key=lambda r: r[0]):
+        by_stage: dict[int, list[tuple[str, datetime | None, datetime]]] = defaultdict(list)
+        for _pid, stage_id, etype, ctime, stime in person_rows:
+            by_stage[stage_id].append((etype, ctime, stime))
+        for stage_id, stage_rows in by_stage.items():
+            chat_spans[pid][stage_id] = spans_between(stage_rows, opens="focus", closes="blur")
     quiz: dict[str, dict[str, Any]] = {}
     for pid, _key, points, status, correct, attention, categories in (
         ItemResponse.objects.filter(participant__trial=trial)
@@ -978,7 +1037,12 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, 
             "assistant_messages": turn["n"] if turn else 0,
             "assistant_tokens_in": (turn["tin"] or 0) if turn else 0,
             "assistant_tokens_out": (turn["tout"] or 0) if turn else 0,
-            "assistant_time_min": chat_minutes.get(pid, 0.0),
+            "assistant_time_min": _assistant_minutes(
+                chat_spans.get(pid, {}) if "assistant" in arm_tools.get(arm, set()) else {},
+                recs,
+                assistant_stages,
+                now,
+            ),
         }
         q: dict[str, Any] | None = quiz.get(pid)
         if q is not None and shape.quiz_max is not None:

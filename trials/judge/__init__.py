@@ -226,4 +226,12 @@ def judge_code(
             message="The check could not be completed; no test counted as passed.",
             **common,
         )
+    if program.timed_out:
+        # Killed at the CPU or wall-time limit: a time-out, whatever the tests saw of it.
+        return CheckVerdict(
+            status="timeout",
+            tests=tests,
+            message="Your code ran for too long (or used too much CPU time) and was stopped.",
+            **common,
+        )
     return CheckVerdict(status="ok", tests=tests, **common)

@@ -29,6 +29,7 @@ the pid namespace die (``--die-with-parent``), and the kernel then kills everyth
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import subprocess
@@ -40,8 +41,11 @@ from trials.runner.interpreter import interpreter, program_environment
 from trials.runner.limits import Limits, prlimit_args
 from trials.runner.packages import package_paths
 from trials.runner.process import ProcessOutcome, killpg, run_captured
+from trials.runner.seccomp import UnsupportedArchitecture, no_user_namespaces_filter
 
 __all__ = ["WORKDIR", "bwrap_problem", "run_bwrap"]
+
+logger = logging.getLogger("skilltrial.runner")
 
 WORKDIR = "/sandbox"
 SITE_DIR = "/opt/skilltrial/site"
@@ -132,9 +136,11 @@ def bwrap_argv(
     file_fds: Sequence[tuple[int, PurePosixPath]],
     entry: str,
     argv: Sequence[str],
+    seccomp_fd: int | None = None,
 ) -> list[str]:
     """The full command line; ``file_fds`` are open descriptors of the run's files, which bwrap
-    copies into the working directory and closes."""
+    copies into the working directory and closes; ``seccomp_fd`` holds the filter of
+    ``seccomp.py`` (as root, where there is no user namespace to disable them in)."""
     assert config.bwrap is not None
     python = interpreter(config.python)
     tree = _Tree()
@@ -163,6 +169,8 @@ def bwrap_argv(
 
     command = [config.bwrap, *_namespace_args(uid is not None)]
     command += ["--die-with-parent", "--new-session", "--hostname", "sandbox", "--clearenv"]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
     for key, value in program_environment(home=WORKDIR, tmp=SANDBOX_TMP, site=SITE_DIR).items():
         command += ["--setenv", key, value]
     command += [*tree.args, "--chdir", WORKDIR, "--"]
@@ -174,6 +182,18 @@ def bwrap_argv(
     command += [prlimit, *prlimit_args(limits, nproc=limits.max_processes), "--"]
     command += [python.executable, "-s", entry, *argv]
     return command
+
+
+def _seccomp_fd() -> int | None:
+    try:
+        program = no_user_namespaces_filter()
+    except UnsupportedArchitecture as exc:
+        logger.warning("sandboxed code may create user namespaces: %s", exc)
+        return None
+    fd = os.memfd_create("seccomp", os.MFD_CLOEXEC)
+    os.write(fd, program)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def run_bwrap(
@@ -192,11 +212,22 @@ def run_bwrap(
 ) -> ProcessOutcome:
     """``channel_fds`` stay open in the program under the same numbers."""
     fds: list[tuple[int, PurePosixPath]] = []
+    seccomp_fd = None
     try:
         for relative in paths:
             fds.append((os.open(files_dir / relative, os.O_RDONLY | os.O_CLOEXEC), relative))
+        if uid is not None:
+            # As root there is no user namespace whose nesting bwrap could disable: a seccomp
+            # filter refuses new user namespaces instead.
+            seccomp_fd = _seccomp_fd()
         command = bwrap_argv(
-            config=config, limits=limits, uid=uid, file_fds=fds, entry=entry, argv=argv
+            config=config,
+            limits=limits,
+            uid=uid,
+            file_fds=fds,
+            entry=entry,
+            argv=argv,
+            seccomp_fd=seccomp_fd,
         )
 
         def kill(pid: int, reaped: bool) -> None:
@@ -211,10 +242,16 @@ def run_bwrap(
             max_output_bytes=limits.max_output_bytes,
             wall_seconds=limits.wall_seconds,
             kill=kill,
-            pass_fds=[*(fd for fd, _ in fds), *channel_fds],
+            pass_fds=[
+                *(fd for fd, _ in fds),
+                *channel_fds,
+                *([seccomp_fd] if seccomp_fd is not None else []),
+            ],
             on_started=on_started,
             cancel_fd=cancel_fd,
         )
     finally:
+        if seccomp_fd is not None:
+            os.close(seccomp_fd)
         for fd, _ in fds:
             os.close(fd)

@@ -353,3 +353,16 @@ def test_the_attacks_are_real_without_a_separate_checker(bwrap_config: RunnerCon
     for code in (LATE_READER, ATTACKS["always_equal"], ATTACKS["forged_results_line"]):
         verdict = judge_code(tests_source=SECRET_TESTS, code=code, config=bwrap_config)
         assert not any(t["passed"] for t in verdict.tests)
+
+
+def test_code_killed_at_the_cpu_limit_is_a_time_out(bwrap_config: RunnerConfig) -> None:
+    code = "def answer():\n    while True:\n        pass\n"
+    verdict = judge_code(
+        tests_source=SECRET_TESTS,
+        code=code,
+        config=bwrap_config,
+        limits=runner.Limits(cpu_seconds=1, wall_seconds=12),
+    )
+    assert verdict.status == "timeout"
+    assert "too long" in verdict.message
+    assert not any(t["passed"] for t in verdict.tests)
