@@ -756,6 +756,30 @@ def _stage_time(
     return _minutes(started, stop), True
 
 
+def _window_end(record: _Record, stage: Stage, now: datetime) -> datetime:
+    """The end of a stage's server-observed window: when it ended, its time limit, or now."""
+    ends = [now] if record.ended_at is None else [record.ended_at]
+    if stage.time_limit_seconds:
+        ends.append(record.started_at + timedelta(seconds=stage.time_limit_seconds))
+    return min(ends)
+
+
+def _assistant_minutes(
+    spans: dict[int, list[ClientSpan]],
+    records: dict[int, _Record],
+    stages: dict[int, Stage],
+    now: datetime,
+) -> float:
+    seconds = 0.0
+    for stage_id, stage_spans in spans.items():
+        record = records.get(stage_id)
+        if record is None or stage_id not in stages:
+            continue
+        end = _window_end(record, stages[stage_id], now)
+        seconds += bounded_seconds(stage_spans, start=record.started_at, end=end)
+    return seconds / 60.0
+
+
 def _join(values: list[str]) -> str:
     return "; ".join(values)
 
@@ -800,30 +824,6 @@ _PARTICIPANT_FIELDS = (
     "completion_code",
     "is_synthetic",
     "created_at",
-def _window_end(record: _Record, stage: Stage, now: datetime) -> datetime:
-    """The end of a stage's server-observed window: when it ended, its time limit, or now."""
-    ends = [now] if record.ended_at is None else [record.ended_at]
-    if stage.time_limit_seconds:
-        ends.append(record.started_at + timedelta(seconds=stage.time_limit_seconds))
-    return min(ends)
-
-
-def _assistant_minutes(
-    spans: dict[int, list[ClientSpan]],
-    records: dict[int, _Record],
-    stages: dict[int, Stage],
-    now: datetime,
-) -> float:
-    seconds = 0.0
-    for stage_id, stage_spans in spans.items():
-        record = records.get(stage_id)
-        if record is None or stage_id not in stages:
-            continue
-        end = _window_end(record, stages[stage_id], now)
-        seconds += bounded_seconds(stage_spans, start=record.started_at, end=end)
-    return seconds / 60.0
-
-
 )
 
 

@@ -15,8 +15,13 @@ otherwise, documented with the data):
   counting File.Edit events would count them twice.)
 - a server ``run`` -> ``Run.Program`` (``ExecutionResult`` Success / Error / Timeout); a server
   ``check`` (the hidden tests) -> ``Submit`` with ``Score`` = share of tests passed. Both point
-  at the exact code run. The browser's own logs of the same clicks are ``X-Client.Run`` /
-  ``X-Client.Check`` so that nothing is counted twice.
+  at the exact code run. The browser's own logs of the same clicks (``run_shown`` /
+  ``check_shown``) are ``X-Client.Run`` / ``X-Client.Check`` so that nothing is counted twice.
+- Server-only facts (runs, checks, completions, submissions, assistant turns, stage changes:
+  ``trials.events.SERVER_TYPES``) come from the server's own events only. A row of such a
+  type that a browser sent (stored before the telemetry endpoint refused them) is exported
+  as ``X-Client.<type>``, a claim, never as the fact. Client-reported rows have X-Origin
+  ``client``.
 - ``assistant_response`` -> ``Intervention`` (category ``X-AI.Response``, the reply as
   ``InterventionMessage``); ``assistant_request`` -> ``X-AI.Request``; errors and refusals
   ``X-AI.Error`` / ``X-AI.Refused``. A response's ``ParentEventID`` is its request.
@@ -62,6 +67,7 @@ from analysis.exports import (
     csv_encode,
     neutralise,
 )
+from trials.events import CLIENT_TYPES, SERVER_TYPES, server_only
 from trials.models import CodeSnapshot, Trial
 
 SPEC_VERSION = "6"
@@ -80,18 +86,22 @@ EVENT_TYPES: dict[tuple[str, str], str] = {
     ("snapshot", ""): "File.Save",
     ("run", "server"): "Run.Program",
     ("check", "server"): "Submit",
+    ("run_shown", ""): "X-Client.Run",
+    ("check_shown", ""): "X-Client.Check",
+    # What browsers sent before they had the *_shown types (claims, see event_type).
     ("run", "client"): "X-Client.Run",
     ("check", "client"): "X-Client.Check",
-    ("task_completed", ""): "X-Task.Completed",
-    ("task_submitted", ""): "X-Task.Submitted",
-    ("assistant_request", ""): "X-AI.Request",
-    ("assistant_response", ""): "Intervention",
-    ("assistant_error", ""): "X-AI.Error",
-    ("assistant_refused", ""): "X-AI.Refused",
+    ("task_completed", "server"): "X-Task.Completed",
+    ("task_submitted", "server"): "X-Task.Submitted",
+    ("assistant_request", "server"): "X-AI.Request",
+    ("assistant_response", "server"): "Intervention",
+    ("assistant_error", "server"): "X-AI.Error",
+    ("assistant_refused", "server"): "X-AI.Refused",
+    ("telemetry_refused", "server"): "X-Telemetry.Refused",
+    ("stage_entered", "server"): "X-Stage.Enter",
+    ("stage_left", "server"): "X-Stage.Leave",
     ("paste", ""): "X-Paste",
     ("copy", ""): "X-Copy",
-    ("stage_entered", ""): "X-Stage.Enter",
-    ("stage_left", ""): "X-Stage.Leave",
     ("stage_view", ""): "X-Stage.View",
     ("focus", ""): "X-Focus",
     ("blur", ""): "X-Blur",
@@ -128,9 +138,10 @@ EVENT_NOTES: list[tuple[str, str, str]] = [
         "Timeout",
     ),
     (
-        "run, check (client)",
+        "run_shown, check_shown (client)",
         "X-Client.Run, X-Client.Check",
-        "The browser's record of the same click, with its round-trip time; not a second execution",
+        "The browser's record of the same click, with its round-trip time; not a second"
+        " execution (browsers before them sent run / check, exported the same way)",
     ),
     (
         "task_completed",
@@ -153,10 +164,18 @@ EVENT_NOTES: list[tuple[str, str, str]] = [
     ),
     ("assistant_refused", "X-AI.Refused", "A request refused (wrong arm or stage, budget, cap)"),
     (
-        "paste, copy",
+        "telemetry_refused",
+        "X-Telemetry.Refused",
+        "Browser events the server refused (server-only or unknown types) and client-set"
+        " provenance fields it removed, by type",
+    ),
+    (
+        "paste, copy (client)",
         "X-Paste, X-Copy",
-        "Clipboard annotations (length, SHA-256, whether the text "
-        "came from the assistant); a paste's text also arrives as a File.Edit",
+        "Clipboard annotations: length and SHA-256 as the browser reported them;"
+        " `from_assistant` / `assistant_turn` are the server's verdict (the text matched an"
+        " assistant reply stored for the participant), never the browser's; a paste's text"
+        " also arrives as a File.Edit",
     ),
     (
         "stage_entered, stage_left, stage_view",
@@ -166,9 +185,17 @@ EVENT_NOTES: list[tuple[str, str, str]] = [
     (
         "focus, blur, visibility, idle",
         "X-Focus, X-Blur, X-Visibility, X-Idle",
-        "Attention (X-Payload.scope: editor, assistant or window)",
+        "Attention as the browser reported it (X-Payload.scope: editor, assistant or window;"
+        " idle: seconds). Client-reported: spans computed from them (assistant_time_min) are"
+        " counted only inside the stage's server-observed window",
     ),
-    ("any other type t", "X-t", "New event types appear without code changes"),
+    (
+        "a server-only type with X-Origin client",
+        "X-Client.t",
+        "A browser's claim of a server fact, stored before the telemetry endpoint refused"
+        " such events; never a run, check, completion or assistant turn",
+    ),
+    ("any other type t", "X-t", "Types are registered in trials/events.py"),
 ]
 
 # Payload fields moved into their own column (code -> CodeStates, reply ->
@@ -223,7 +250,7 @@ MAIN_TABLE_COLUMNS: list[Column] = [
     _column(
         "ClientTimestamp",
         "datetime",
-        "Time on the participant's clock",
+        "Client-reported: time on the participant's clock, as the browser sent it",
         "events.client_time",
         unit="UTC (offset in ClientTimezone)",
     ),
@@ -306,7 +333,10 @@ MAIN_TABLE_COLUMNS: list[Column] = [
     _column(
         "X-Origin",
         "string",
-        "Who observed the event",
+        "Who reported the event: client = the participant's browser (client-reported"
+        " evidence, not verified; its ClientTimestamp is the browser's clock), server = the"
+        " server (runs, checks, completions, assistant turns, stage changes come only from"
+        " here)",
         "events.origin",
         allowed=("client", "server"),
     ),
@@ -396,11 +426,21 @@ def tool_instances() -> str:
     return f"skilltrial {version};Python {platform.python_version()}"
 
 
+def _x_name(etype: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", etype) or "unknown"
+
+
 def event_type(etype: str, origin: str) -> str:
     mapped = EVENT_TYPES.get((etype, origin)) or EVENT_TYPES.get((etype, ""))
     if mapped is not None:
         return mapped
-    return "X-" + (re.sub(r"[^A-Za-z0-9_.-]", "_", etype) or "unknown")
+    if server_only(etype) and origin != "server":
+        return "X-Client." + _x_name(etype)  # a claim of a server fact, not the fact
+    return "X-" + _x_name(etype)
+
+
+def _server_fact(etype: str, origin: str) -> bool:
+    return origin == "server" and server_only(etype)
 
 
 def event_mapping_markdown() -> str:
@@ -416,6 +456,14 @@ def event_mapping_markdown() -> str:
         "(a run, an assistant reply) that happened later; use ClientTimestamp and X-ClientSeq "
         "for the order of the browser's own events. Timestamps are UTC "
         f"(`YYYY-MM-DDTHH:MM:SS.ffffff`, timezone column `{TIMEZONE}`).",
+        "",
+        "Client-reported rows: X-Origin `client` marks what the participant's browser sent "
+        f"({', '.join(sorted(CLIENT_TYPES))}): evidence about the browser, not verified, with "
+        "ClientTimestamp on the browser's clock. Server-only facts "
+        f"({', '.join(sorted(SERVER_TYPES))}) come from the server's own records (X-Origin "
+        "`server`); the server never accepts them from a browser. A paste's `from_assistant` "
+        "and `assistant_turn` are set by the server when the pasted text matches an assistant "
+        "reply it stored for that participant.",
         "",
         "CodeStates/CodeStates.csv holds each code state verbatim, so SHA-256 of `Code` "
         "(UTF-8) equals its CodeStateID. Unlike the text cells of MainTable.csv and the other "
@@ -641,6 +689,8 @@ class _MainTable:
                     if status == "ok":
                         result = "Success" if passed == total else "TestFailed"
                 self.last_check[(subject, str(task))] = eid
+        elif not _server_fact(etype, origin):
+            pass  # links below are between server facts only
         elif etype == "assistant_request":
             self.requests[(subject, payload.get("turn"))] = eid
         elif etype in ("assistant_response", "assistant_error"):

@@ -21,8 +21,8 @@ from django.utils import timezone
 from trials import assistant as llm
 from trials.assistant.base import estimate_input_tokens
 from trials.coding import MAX_CODE_CHARS, coding_task
-from trials.events import event_log
-from trials.models import Allocation, AssistantTurn, Participant, Stage, Trial
+from trials.events import PROVENANCE_FIELDS, event_log
+from trials.models import Allocation, AssistantTurn, Event, Participant, Stage, Trial
 from trials.selectors import participant_tools
 from trials.services import TrialError
 from trials.tasks import Task
@@ -277,37 +277,164 @@ def assistant_usage(participant: Participant) -> dict[str, Any]:
     }
 
 
+# The chat panel sends the text of a copy taken from a reply up to this many characters
+# (frontend/src/chat.js COPY_TEXT_CHARS), so the server can check that it is in the reply.
+COPY_TEXT_CHARS = 8_000
+_FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*$")
+_MARKUP = re.compile(r"[\s`*_~#>]+")
+
+
+def reply_code_blocks(reply: str) -> list[str]:
+    """The fenced code blocks of a reply, each as the chat panel's Copy button copies it
+    (frontend/src/markdown.js: body lines without the fence's indent, each ending in a
+    newline; an unclosed fence runs to the end) and as CODE_BLOCK_RE finds it."""
+    blocks = list(CODE_BLOCK_RE.findall(reply))
+    lines = reply.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    i = 0
+    while i < len(lines):
+        opening = _FENCE_OPEN.match(lines[i])
+        i += 1
+        if opening is None:
+            continue
+        indent, fence = len(opening.group(1)), opening.group(2)
+        close = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
+        body = []
+        while i < len(lines) and not close.match(lines[i]):
+            line = lines[i]
+            strip = len(line) - len(line.lstrip(" "))
+            body.append(line[min(strip, indent) :])
+            i += 1
+        i += 1
+        blocks.append("".join(f"{line}\n" for line in body))
+    return blocks
+
+
+def _plain(text: str) -> str:
+    # What a selection of the rendered reply holds, roughly: no Markdown markup, any spacing.
+    return _MARKUP.sub(" ", text).strip()
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _length_matches(payload: dict[str, Any], text: str) -> bool:
+    """The browser counts UTF-16 code units; a length that fits neither count is forged."""
+    length = payload.get("length")
+    if length is None:
+        return True
+    return length in (len(text), _utf16_length(text))
+
+
+class ReplyIndex:
+    """The assistant replies stored for one participant, read once per telemetry batch (on
+    first use): hashes of each reply and code block, and the replies' text."""
+
+    def __init__(self, participant: Participant) -> None:
+        self.participant = participant
+        self._hashes: dict[str, tuple[int, str]] | None = None
+        self._replies: list[tuple[int, str, str]] = []
+
+    def _load(self) -> dict[str, tuple[int, str]]:
+        if self._hashes is None:
+            self._hashes = {}
+            turns = (
+                AssistantTurn.objects.filter(participant=self.participant)
+                .exclude(reply="")
+                .order_by("created_at", "id")
+                .values_list("pk", "reply")
+            )
+            for pk, reply in turns:
+                self._replies.append((pk, reply, _plain(reply)))
+                for text in (reply, *reply_code_blocks(reply)):
+                    for variant in (text, text.rstrip("\n"), text.rstrip("\n") + "\n"):
+                        digest = hashlib.sha256(variant.encode()).hexdigest()
+                        self._hashes.setdefault(digest, (pk, variant))
+        return self._hashes
+
+    def by_hash(self, digest: object) -> tuple[int, str] | None:
+        """(turn, text) of the reply or code block with this SHA-256."""
+        return self._load().get(digest) if isinstance(digest, str) else None
+
+    def containing(self, text: str) -> int | None:
+        """The turn whose reply holds ``text`` (as stored, or as the rendered reply reads)."""
+        self._load()
+        plain = _plain(text)
+        if not plain:
+            return None
+        for pk, reply, reply_plain in self._replies:
+            if text in reply or plain in reply_plain:
+                return pk
+        return None
+
+
+def copy_verify(
+    participant: Participant, payload: dict[str, Any], *, replies: ReplyIndex | None = None
+) -> dict[str, Any]:
+    """A copy event's payload with the server's verdict: ``from_assistant`` is true, with
+    ``assistant_turn``, only when the copied text (its SHA-256, or the ``text`` the chat panel
+    sends, which must hash to ``sha256``) is in an assistant reply stored for this
+    participant. What the browser says (``source``, ``turn``) is kept as its claim only."""
+    replies = replies or ReplyIndex(participant)
+    payload = {k: v for k, v in payload.items() if k not in PROVENANCE_FIELDS}
+    digest = payload.get("sha256")
+    text = payload.get("text")
+    if isinstance(text, str) and (
+        len(text) > COPY_TEXT_CHARS or hashlib.sha256(text.encode()).hexdigest() != digest
+    ):
+        payload.pop("text")  # not the text that was copied: no evidence
+        text = None
+    match = replies.by_hash(digest)
+    turn = match[0] if match and _length_matches(payload, match[1]) else None
+    if turn is None and isinstance(text, str) and _length_matches(payload, text):
+        turn = replies.containing(text)
+    return (
+        payload | {"from_assistant": turn is not None} | ({"assistant_turn": turn} if turn else {})
+    )
+
+
 def link_paste(
     participant: Participant,
     payload: dict[str, Any],
-    batch_copies: dict[str, Any] | None = None,
+    *,
+    batch_copies: dict[str, str] | None = None,
+    replies: ReplyIndex | None = None,
 ) -> dict[str, Any]:
-    """Mark a paste whose text is exactly a code block or a copy taken from an assistant
-    reply of this participant (matched by SHA-256), so pastes and the chat are linked.
-    ``batch_copies``: assistant copies (hash -> turn) sent in the same batch, not stored yet."""
+    """The one place that decides a paste's provenance. ``from_assistant`` is true, with
+    ``assistant_turn``, only when the pasted text is an assistant reply of this participant
+    as stored on the server, or a code block of one (matched by SHA-256 and length), or text
+    copied from the chat that the server finds in such a reply. Whatever the browser said
+    about provenance is discarded first; everything else in a paste is client-reported.
+
+    ``batch_copies``: copies (SHA-256 -> text) in the same batch, not stored yet."""
+    replies = replies or ReplyIndex(participant)
+    payload = {k: v for k, v in payload.items() if k not in PROVENANCE_FIELDS}
     digest = payload.get("sha256")
     if not isinstance(digest, str):
-        return payload
-    if batch_copies and digest in batch_copies:
-        return payload | {"from_assistant": True, "assistant_turn": batch_copies[digest]}
-    for turn in (
-        AssistantTurn.objects.filter(participant=participant).exclude(reply="").only("pk", "reply")
-    ):
-        texts = [turn.reply, *CODE_BLOCK_RE.findall(turn.reply)]
-        if any(hashlib.sha256(t.encode()).hexdigest() == digest for t in texts):
-            return payload | {"from_assistant": True, "assistant_turn": turn.pk}
-    from trials.models import Event
-
-    copied = (
-        Event.objects.filter(
-            participant=participant,
-            type="copy",
-            payload__sha256=digest,
-            payload__source="assistant",
+        return payload | {"from_assistant": False}
+    match = replies.by_hash(digest)
+    if match is not None and _length_matches(payload, match[1]):
+        return payload | {"from_assistant": True, "assistant_turn": match[0]}
+    # Text selected in a reply and copied: the copy carried the text; check it again now,
+    # against the replies stored now (the copy may have arrived while the reply streamed).
+    texts = [batch_copies[digest]] if batch_copies and digest in batch_copies else []
+    if not texts:
+        stored = (
+            Event.objects.filter(
+                participant=participant, type="copy", origin="client", payload__sha256=digest
+            )
+            .order_by("-id")
+            .values_list("payload", flat=True)[:20]
         )
-        .order_by("-server_time")
-        .first()
-    )
-    if copied is not None:
-        return payload | {"from_assistant": True, "assistant_turn": copied.payload.get("turn")}
-    return payload
+        texts = [
+            p["text"] for p in stored if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+    for text in texts:
+        if hashlib.sha256(text.encode()).hexdigest() != digest:
+            continue
+        if not _length_matches(payload, text):
+            continue
+        turn = replies.containing(text)
+        if turn is not None:
+            return payload | {"from_assistant": True, "assistant_turn": turn}
+    return payload | {"from_assistant": False}

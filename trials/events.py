@@ -2,20 +2,39 @@
 
 Events are append-only. A browser event carries its own id; (participant, client id) is
 unique in the database, so a batch that is retried after a lost response is stored once.
+
+The trust boundary lives here. :data:`EVENT_TYPES` is the one list of event types: each is
+either *client-reported* (evidence about the browser: edits, snapshots, clipboard, focus,
+visibility, idle, what the page showed) or *server-only* (facts the server observed or
+derived: stage changes, runs, checks, completions, submissions, assistant turns). The
+telemetry endpoint stores only client-reported types; an event of a server-only or unknown
+type is refused (dropped, counted, logged and recorded once as ``telemetry_refused``) while
+the rest of its batch is stored. Payload fields that state a server decision (whether a
+paste came from the assistant) are removed from what the browser sends and set by the
+server (:mod:`trials.chat`). A client's clock is stored as ``client_time`` and nothing more:
+outcomes use server time, and client-reported spans (focus to blur, hidden to visible, idle)
+count only inside the server-observed window (:func:`bounded_seconds`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
-from trials.models import Event, Participant, Stage
+from trials.models import Event, Participant, Stage, StageRecord
+
+logger = logging.getLogger("skilltrial.telemetry")
 
 MAX_BATCH = 200
 MAX_PAYLOAD_BYTES = 64_000
@@ -23,6 +42,107 @@ MAX_PAYLOAD_BYTES = 64_000
 MAX_SNAPSHOT_BYTES = 1_300_000
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_.]{0,39}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class Sender(StrEnum):
+    CLIENT = "client"  # the browser may send it; stored as client-reported evidence
+    SERVER = "server"  # only the server creates it; the telemetry endpoint refuses it
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    sender: Sender
+    description: str
+    # Payload fields only the server sets (removed from what the browser sends).
+    server_fields: tuple[str, ...] = ()
+
+
+# Set by the server on pastes and copies (trials.chat.link_paste / copy_verify), never by the
+# browser: a client-set value would let it decide a paste's provenance.
+PROVENANCE_FIELDS = ("from_assistant", "assistant_turn")
+
+_C, _S = Sender.CLIENT, Sender.SERVER
+EVENT_TYPES: dict[str, EventType] = {
+    t.name: t
+    for t in (
+        EventType("edit", _C, "A window of editor changes, enough to replay the code"),
+        EventType("snapshot", _C, "The whole code of a task as the editor had it"),
+        EventType(
+            "paste",
+            _C,
+            "Text pasted or dropped (length, SHA-256 as the browser computed them); the"
+            " server sets from_assistant / assistant_turn by matching a stored reply",
+            PROVENANCE_FIELDS,
+        ),
+        EventType(
+            "copy",
+            _C,
+            "Text copied or cut (length, SHA-256; from the chat also the text); the server"
+            " sets from_assistant / assistant_turn when the text is in a stored reply",
+            PROVENANCE_FIELDS,
+        ),
+        EventType("focus", _C, "An element got the focus (scope: editor, assistant, window)"),
+        EventType("blur", _C, "An element lost the focus (scope: editor, assistant, window)"),
+        EventType("visibility", _C, "The page was hidden or shown (state)"),
+        EventType("idle", _C, "No input for a while (seconds, since), sent when input resumes"),
+        EventType("stage_view", _C, "The browser showed a stage page"),
+        EventType(
+            "run_shown",
+            _C,
+            "The browser showed the answer to a Run click (its round trip); not a run",
+        ),
+        EventType(
+            "check_shown",
+            _C,
+            "The browser showed the answer to a Check click (its round trip); not a check",
+        ),
+        EventType("stage_entered", _S, "The participant entered a stage (server clock)"),
+        EventType("stage_left", _S, "The participant left a stage, and why"),
+        EventType("run", _S, "The program ran in the sandbox"),
+        EventType("check", _S, "The hidden tests ran against the code"),
+        EventType("task_completed", _S, "First check in which every hidden test passed"),
+        EventType("task_submitted", _S, "The task was handed in with its stage"),
+        EventType("assistant_request", _S, "A question sent to the assistant"),
+        EventType("assistant_response", _S, "The assistant's reply as stored"),
+        EventType("assistant_error", _S, "The assistant's provider failed"),
+        EventType("assistant_refused", _S, "A question refused (arm, stage, budget, cap)"),
+        # Sessions (trials.identity): the session moving between browsers.
+        EventType(
+            "resume_prompted",
+            _S,
+            "A browser without the participant's session arrived with their external id and"
+            " was asked for the resume code",
+        ),
+        EventType("resume_failed", _S, "A wrong resume code was entered"),
+        EventType(
+            "session_resumed", _S, "The session moved to another browser with the resume code"
+        ),
+        EventType(
+            "session_taken_over",
+            _S,
+            "The session moved to another browser without the code, after the first had been idle",
+        ),
+        EventType(
+            "telemetry_refused",
+            _S,
+            "Browser events the server refused (server-only or unknown types) and client-set"
+            " provenance fields it removed, by type",
+        ),
+    )
+}
+CLIENT_TYPES = frozenset(n for n, t in EVENT_TYPES.items() if t.sender is Sender.CLIENT)
+SERVER_TYPES = frozenset(n for n, t in EVENT_TYPES.items() if t.sender is Sender.SERVER)
+
+
+def client_may_send(type: str) -> bool:
+    registered = EVENT_TYPES.get(type)
+    return registered is not None and registered.sender is Sender.CLIENT
+
+
+def server_only(type: str) -> bool:
+    registered = EVENT_TYPES.get(type)
+    return registered is not None and registered.sender is Sender.SERVER
 
 
 class BatchInvalid(ValueError):
@@ -36,7 +156,10 @@ def event_log(
     stage: Stage | None = None,
     payload: dict[str, Any] | None = None,
 ) -> Event:
-    """An event the server itself observed (stage changes, runs, checks, assistant calls)."""
+    """An event the server itself observed (stage changes, runs, checks, assistant calls).
+    ``type`` must be in :data:`EVENT_TYPES` (a new type is registered there first)."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unregistered event type {type!r}: add it to trials.events.EVENT_TYPES")
     return Event.objects.create(
         participant=participant,
         stage=stage,
@@ -70,7 +193,8 @@ def _has_nul(value: Any) -> bool:
 
 def parse_batch(body: Any) -> list[ClientEvent]:
     """Validate a batch ``{"events": [...]}`` from the browser; raise BatchInvalid naming the
-    first problem (by index and field)."""
+    first problem (by index and field). Whether a well-formed event's type may come from the
+    browser is decided by :func:`events_record`, which refuses it without failing the batch."""
     if not isinstance(body, dict) or not isinstance(body.get("events"), list):
         raise BatchInvalid('expected a JSON object {"events": [...]}')
     items = body["events"]
@@ -119,30 +243,72 @@ def parse_batch(body: Any) -> list[ClientEvent]:
     return events
 
 
-def events_record(*, participant: Participant, events: list[ClientEvent]) -> tuple[int, int]:
-    """Store a validated batch once each; returns (stored, duplicates)."""
+@dataclass
+class BatchResult:
+    """What became of a batch: stored, already stored (a retry), refused by type, and the
+    client-set server fields removed (``"paste.from_assistant"`` -> count)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    stripped: Counter[str] = field(default_factory=Counter)
+
+
+def strip_server_fields(type: str, payload: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The payload without the fields only the server may set, and the names removed."""
+    owned = EVENT_TYPES[type].server_fields if type in EVENT_TYPES else PROVENANCE_FIELDS
+    removed = [k for k in owned if k in payload]
+    if not removed:
+        return payload, []
+    return {k: v for k, v in payload.items() if k not in owned}, removed
+
+
+def events_record(*, participant: Participant, events: list[ClientEvent]) -> BatchResult:
+    """Store a validated batch from the browser, each event once.
+
+    Only client-reported types are stored; the others are refused without failing the rest
+    of the batch. Client-set server fields are removed, and the server decides each paste's
+    and copy's provenance itself (:func:`trials.chat.link_paste`). An event's stage is kept
+    only if the participant has entered it (by the server's records)."""
+    from trials.chat import ReplyIndex, copy_verify, link_paste  # chat builds on events
+
+    result = BatchResult()
     if not events:
-        return 0, 0
-    stages = {s.key: s for s in Stage.objects.filter(trial_id=participant.trial_id)}
-    ids = [e.client_id for e in events]
+        return result
+    refused_ids: list[str] = []
+    accepted: list[ClientEvent] = []
+    for e in events:
+        if client_may_send(e.type):
+            accepted.append(e)
+        else:
+            result.refused[e.type] += 1
+            refused_ids.append(e.client_id)
+    entered = StageRecord.objects.filter(participant=participant).values_list("stage_id")
+    stages = {s.key: s for s in Stage.objects.filter(trial_id=participant.trial_id, pk__in=entered)}
+    ids = [e.client_id for e in accepted]
     seen = set(
         Event.objects.filter(participant=participant, client_id__in=ids).values_list(
             "client_id", flat=True
         )
     )
+    replies = ReplyIndex(participant)
+    copied: dict[str, str] = {}  # copies in this batch, not stored yet: SHA-256 -> text
     fresh: dict[str, Event] = {}
-    copies: dict[str, Any] = {}  # assistant copies in this batch, for pastes after them
-    for e in events:
+    stripped_ids: list[str] = []
+    for e in accepted:
         if e.client_id in seen or e.client_id in fresh:
             continue
-        payload = e.payload
-        if e.type == "copy" and payload.get("source") == "assistant":
-            if isinstance(payload.get("sha256"), str):
-                copies[payload["sha256"]] = payload.get("turn")
+        payload, removed = strip_server_fields(e.type, e.payload)
+        if removed:
+            stripped_ids.append(e.client_id)
+            result.stripped.update(f"{e.type}.{name}" for name in removed)
+        if e.type == "copy":
+            payload = copy_verify(participant, payload, replies=replies)
+            text = payload.get("text")
+            if isinstance(text, str):
+                copied[hashlib.sha256(text.encode()).hexdigest()] = text
         elif e.type == "paste":
-            from trials.chat import link_paste  # chat builds on events
-
-            payload = link_paste(participant, payload, copies)
+            payload = link_paste(participant, payload, batch_copies=copied, replies=replies)
         fresh[e.client_id] = Event(
             participant=participant,
             stage=stages.get(e.stage_key or ""),
@@ -155,4 +321,109 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> tup
         )
     # ignore_conflicts: a concurrent retry of the same batch may have stored some meanwhile.
     Event.objects.bulk_create(fresh.values(), ignore_conflicts=True)
-    return len(fresh), len(events) - len(fresh)
+    result.stored = len(fresh)
+    result.duplicates = len(accepted) - len(fresh)
+    if result.refused or result.stripped:
+        _record_refusal(participant, result, refused_ids, stripped_ids)
+    return result
+
+
+def _record_refusal(
+    participant: Participant, result: BatchResult, refused_ids: list[str], stripped_ids: list[str]
+) -> None:
+    logger.warning(
+        "telemetry from %s: refused %s, removed client-set %s",
+        participant.public_code,
+        dict(result.refused),
+        dict(result.stripped),
+    )
+    # One record per distinct set of refused events: a retried batch adds nothing.
+    key = hashlib.sha256(",".join(sorted(refused_ids + stripped_ids)).encode()).hexdigest()
+    Event.objects.bulk_create(
+        [
+            Event(
+                participant=participant,
+                stage_id=participant.current_stage_id,
+                type="telemetry_refused",
+                client_id=f"srv-refused-{key[:48]}",
+                origin="server",
+                payload={
+                    "refused": dict(result.refused),
+                    "refused_ids": refused_ids,
+                    "stripped": dict(result.stripped),
+                    "stripped_ids": stripped_ids,
+                },
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Client-reported spans, bounded by server time (pure)
+
+
+@dataclass(frozen=True)
+class ClientSpan:
+    """A span the browser reported (focus to blur, hidden to visible, idle): its length as
+    the browser measured it, and the server time at which its end was reported."""
+
+    seconds: float
+    reported_at: datetime
+
+
+def spans_between(
+    events: Iterable[tuple[str, datetime | None, datetime]], *, opens: str, closes: str
+) -> list[ClientSpan]:
+    """Pair ``(type, client_time, server_time)`` rows, in the order they arrived, into spans
+    from an ``opens`` event to the next ``closes`` event. The length is the difference of
+    the two client times (one tab's own clock), or of the server times when a client time
+    is missing; a negative length counts as zero."""
+    spans = []
+    opened: tuple[datetime | None, datetime] | None = None
+    for etype, client_time, server_time in events:
+        if etype == opens:
+            opened = (client_time, server_time)
+        elif etype == closes and opened is not None:
+            start_client, start_server = opened
+            if start_client is not None and client_time is not None:
+                seconds = (client_time - start_client).total_seconds()
+            else:
+                seconds = (server_time - start_server).total_seconds()
+            spans.append(ClientSpan(max(seconds, 0.0), server_time))
+            opened = None
+    return spans
+
+
+def bounded_seconds(spans: Iterable[ClientSpan], *, start: datetime, end: datetime) -> float:
+    """Seconds covered by client-reported spans inside the server-observed window
+    ``[start, end]`` (e.g. a stage's server-stamped entry to its end or time limit).
+
+    A span cannot have ended after the server received its report, nor outside the window,
+    so it is placed to end at ``min(reported_at, end)`` and clipped at ``start``; overlapping
+    spans count once. The result is never more than ``end - start``, whatever the browser's
+    clock or claims."""
+    intervals = []
+    for span in spans:
+        stop = min(span.reported_at, end)
+        if stop <= start or span.seconds <= 0:
+            continue
+        begin = max(start, stop - _seconds(span.seconds))
+        intervals.append((begin, stop))
+    total = 0.0
+    current: tuple[datetime, datetime] | None = None
+    for begin, stop in sorted(intervals):
+        if current is not None and begin <= current[1]:
+            current = (current[0], max(current[1], stop))
+            continue
+        if current is not None:
+            total += (current[1] - current[0]).total_seconds()
+        current = (begin, stop)
+    if current is not None:
+        total += (current[1] - current[0]).total_seconds()
+    return total
+
+
+def _seconds(value: float) -> timedelta:
+    # A forged length can exceed what timedelta holds; nothing longer than a year matters.
+    return timedelta(seconds=min(value, 366 * 86_400.0))

@@ -5,8 +5,10 @@
 //
 // A question goes to the server with the editor's current code; the reply streams in
 // (stream.js) and is shown as Markdown (markdown.js: DOM nodes only, never HTML). Each code
-// block has a Copy button, recorded as a `copy` event with `source: "assistant"`, the turn and
-// the SHA-256 of the copied text, so the server can link a later paste to this reply.
+// block has a Copy button, recorded as a `copy` event with `source: "assistant"`, the turn,
+// the SHA-256 of the copied text and (up to COPY_TEXT_CHARS) the text itself. These are only
+// claims: the server checks the text against the replies it stored and decides by itself
+// whether a later paste came from the assistant (trials/chat.py link_paste).
 
 import { highlightCode, classHighlighter } from "@lezer/highlight";
 import { pythonLanguage } from "@codemirror/lang-python";
@@ -16,6 +18,7 @@ import { csrfToken } from "./api.js";
 import { sha256Hex } from "./sha256.js";
 
 export const MAX_QUESTION_CHARS = 4000; // the server's limit (trials/chat.py)
+export const COPY_TEXT_CHARS = 8000; // copied chat text sent as evidence (trials/chat.py)
 const RENDER_EVERY_MS = 50;
 const PYTHON = new Set(["python", "py", "python3", "pycon"]);
 const HIGHLIGHT_LIMIT = 20000;
@@ -284,6 +287,7 @@ class Chat {
       sha256,
       cut: false,
       via: "button",
+      ...(text.length <= COPY_TEXT_CHARS ? { text } : {}),
     });
     button.firstChild.textContent = "Copied";
     this.say(TEXT.copied, "", true);

@@ -178,6 +178,9 @@ def test_ai_arm_asks_gets_a_streamed_answer_copies_the_code_and_passes(
             "sha256": sha256(SOLUTION_BLOCK),
             "cut": False,
             "via": "button",
+            "text": SOLUTION_BLOCK,  # evidence the server checks against the stored reply
+            "from_assistant": True,  # the server's verdict, not the browser's
+            "assistant_turn": code_turn.pk,
         }
     ]
     (pasted,) = wait_for(
@@ -194,7 +197,7 @@ def test_ai_arm_asks_gets_a_streamed_answer_copies_the_code_and_passes(
     assert checked["code_sha256"] == sha256(SOLUTION_BLOCK)
     assert checked["first_pass"] is True
     assert payloads(participant, "task_completed", "server", task=TASK)
-    client_check = wait_for(lambda: payloads(participant, "check", "client", task=TASK))
+    client_check = wait_for(lambda: payloads(participant, "check_shown", "client", task=TASK))
     assert client_check[-1]["all_passed"] is True
 
     # 5. Stop: the answer so far stays; the server records the turn as stopped.

@@ -269,7 +269,14 @@ def test_a_paste_after_an_assistant_copy_in_the_same_batch_is_linked(live_trial,
             "seq": 1,
             "type": "copy",
             "stage": "main_tasks",
-            "payload": {"task": TASK, "source": "assistant", "turn": turn, "sha256": digest},
+            # The chat panel sends the copied text: the server finds it in the stored reply.
+            "payload": {
+                "task": TASK,
+                "source": "assistant",
+                "turn": turn,
+                "sha256": digest,
+                "text": "open_nursery",
+            },
         },
         {
             "id": "p1",
