@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -16,6 +17,7 @@ from quizzes import grading
 from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttempt
 from quizzes.quizfile import IDK_VALUE, Question, Quiz, order_for_participant, participant_view
 from quizzes.quizfile import quiz_from_source as _quiz_from_source
+from skilltrial import jobs
 from trials.models import Participant, Stage, Trial
 
 logger = logging.getLogger("skilltrial.quizzes")
@@ -165,13 +167,20 @@ def quiz_record_responses(
     ItemResponse.objects.bulk_create(created, ignore_conflicts=True)
     QuizAttempt.objects.filter(pk=attempt.pk).update(submitted_at=now)
     if any(item.status == ItemResponse.Status.NEEDS_SANDBOX for item in created):
-        transaction.on_commit(lambda: grade_code_responses(participant=participant, stage=stage))
+        # The answers are stored now; the sandbox runs follow, off the participant's request.
+        jobs.enqueue_on_commit(grade_code_job, participant_id=participant.pk, stage_id=stage.pk)
     return created
+
+
+def grade_code_job(*, participant_id: str, stage_id: int) -> int:
+    """The job behind ``grade_code_responses``: ids in, everything reloaded."""
+    participant = Participant.objects.select_related("trial").get(pk=participant_id)
+    return grade_code_responses(participant=participant, stage=Stage.objects.get(pk=stage_id))
 
 
 def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
     """Run the hidden tests of code-writing answers in the sandbox; returns how many."""
-    from trials.coding import runner_limits
+    from trials.coding import run_tag, runner_limits
     from trials.judge import judge_code
 
     quiz = stage_quiz(participant.trial, stage)
@@ -181,7 +190,17 @@ def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
     ):
         question = quiz.question(item.question_key)
         plan = grading.code_test_plan(question, item.response)
-        verdict = judge_code(tests_source=plan.tests, code=plan.code, limits=runner_limits())
+        verdict = judge_code(
+            tests_source=plan.tests,
+            code=plan.code,
+            limits=runner_limits(),
+            tag=run_tag(participant),
+            queue_timeout=math.inf,
+        )
+        if verdict.status in ("busy", "error"):
+            # Not the answer's fault: it stays pending for `manage.py grade_pending_code`.
+            logger.warning("code answer %s not graded: %s", item.pk, verdict.message)
+            continue
         tests = verdict.tests
         passed = sum(1 for t in tests if t["passed"])
         grade = grading.grade_code_tests(

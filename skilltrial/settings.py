@@ -180,5 +180,9 @@ RUNNER_CPU_SECONDS = env_int("RUNNER_CPU_SECONDS", 10)
 RUNNER_WALL_SECONDS = env_int("RUNNER_WALL_SECONDS", 15)
 RUNNER_MEMORY_BYTES = env_int("RUNNER_MEMORY_MB", 512) * 1024 * 1024
 
+# Work kept off participants' requests (skilltrial/jobs.py): "thread" or "inline".
+JOBS_BACKEND = env_str("JOBS_BACKEND", "thread")
+JOBS_THREADS = env_int("JOBS_THREADS", 2)
+
 # Where the participant pages send people who ask about the study (shown on error pages).
 SKILLTRIAL_CONTACT = env_str("SKILLTRIAL_CONTACT", "the research team")

@@ -25,6 +25,13 @@ ELIGIBLE_ANSWERS: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _jobs_inline(settings: Any) -> None:
+    """Jobs run in the test's own thread (after commit), where the test database is; the
+    thread backend is tested on its own (tests/quizzes/test_quiz_flow.py)."""
+    settings.JOBS_BACKEND = "inline"
+
+
 @pytest.fixture
 def sample_definition() -> TrialDefinition:
     return load_trial_dir(SAMPLE_DIR)

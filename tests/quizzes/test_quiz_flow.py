@@ -251,17 +251,7 @@ def test_quiz_quality_page_reports_items_reliability_and_agreement(live_trial, e
     assert "Cronbach" in text and "nursery_exit" in text and "everyone_wrong" in text
 
 
-def test_code_writing_questions_are_graded_by_hidden_tests_in_the_sandbox(
-    tmp_path: Path, eligible_answers, django_capture_on_commit_callbacks
-):
-    folder = tmp_path / "trial"
-    shutil.copytree(
-        Path(__file__).resolve().parents[2] / "studies" / "trio-skill-formation", folder
-    )
-    quiz = folder / "quiz.toml"
-    quiz.write_text(
-        quiz.read_text()
-        + '''
+CODE_QUESTION = '''
 [[questions]]
 key = "write_double"
 type = "code_writing"
@@ -275,9 +265,23 @@ def test_doubles():
     assert participant.call("double", 2) == 4
 """
 '''
+
+
+def _launch_with_code_question(tmp_path: Path) -> None:
+    folder = tmp_path / "trial"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "studies" / "trio-skill-formation", folder
     )
+    quiz = folder / "quiz.toml"
+    quiz.write_text(quiz.read_text() + CODE_QUESTION)
     trial = trial_launch(trial=trial_import(definition=load_trial_dir(folder)).trial)
     assert trial.status == "live"
+
+
+def test_code_writing_questions_are_graded_by_hidden_tests_in_the_sandbox(
+    tmp_path: Path, eligible_answers, django_capture_on_commit_callbacks
+):
+    _launch_with_code_question(tmp_path)
     client = to_quiz(eligible_answers)
     with_code = {"write_double": "def double(x):\n    return 2 * x\n"}
     # The sandbox run happens after the stage transition commits.
@@ -285,6 +289,52 @@ def test_doubles():
         take_quiz(client, **with_code)
     item = ItemResponse.objects.get(question_key="write_double")
     assert (item.status, item.points, item.detail) == ("auto", 2, "1/1 tests passed")
+
+
+def test_code_answers_are_stored_at_once_and_graded_off_the_request(
+    tmp_path: Path, eligible_answers, django_capture_on_commit_callbacks, settings, monkeypatch
+):
+    """With the thread backend the participant's request only hands the grading to a job; the
+    answer is already stored, pending, when the response goes out."""
+    from skilltrial import jobs
+
+    settings.JOBS_BACKEND = "thread"
+    submitted: list[tuple[object, dict]] = []
+
+    class Recorder:
+        def submit(self, run, job, kwargs):
+            submitted.append((job, kwargs))
+
+    monkeypatch.setattr(jobs, "_executor", lambda: Recorder())
+    _launch_with_code_question(tmp_path)
+    client = to_quiz(eligible_answers)
+    with django_capture_on_commit_callbacks(execute=True):
+        take_quiz(client, write_double="def double(x):\n    return x + x\n")
+    item = ItemResponse.objects.get(question_key="write_double")
+    assert item.status == "needs_sandbox" and item.graded_at is None
+    assert len(submitted) == 1
+    job, kwargs = submitted[0]
+    assert job(**kwargs) == 1  # what the worker thread runs
+    item.refresh_from_db()
+    assert (item.status, item.points) == ("auto", 2)
+
+
+def test_pending_code_answers_are_finished_by_the_command(
+    tmp_path: Path, eligible_answers, django_capture_on_commit_callbacks, settings, monkeypatch
+):
+    from django.core.management import call_command
+
+    from skilltrial import jobs
+
+    settings.JOBS_BACKEND = "thread"
+    monkeypatch.setattr(jobs, "_executor", lambda: type("Lost", (), {"submit": print})())
+    _launch_with_code_question(tmp_path)
+    with django_capture_on_commit_callbacks(execute=True):
+        take_quiz(to_quiz(eligible_answers), write_double="def double(x):\n    return 3 * x\n")
+    assert ItemResponse.objects.get(question_key="write_double").status == "needs_sandbox"
+    call_command("grade_pending_code")
+    item = ItemResponse.objects.get(question_key="write_double")
+    assert (item.status, item.points, item.detail) == ("auto", 0, "0/1 tests passed")
 
 
 def test_a_grader_logs_in_to_the_queue_and_cannot_reopen_finished_answers(
