@@ -66,6 +66,7 @@ test: lint typecheck jstest pytest
 bench: setup-dev
 	$(PY) bench/bench_enroll.py
 	$(PY) bench/bench_runner.py studies/trio-skill-formation/tasks/*/solution.py
+	$(PY) bench/bench_check.py
 	$(PY) bench/bench_data.py
 	$(PY) bench/bench_analysis.py
 
