@@ -6,16 +6,21 @@ the neutral default in brackets, so a frame from elsewhere (a CSV) still gives a
 ``arm`` (the arm key, empty if not allocated), ``arm_label`` (the key), ``allocated``
 (arm non-empty), ``received_intervention`` (allocated), ``lost_reason`` (""),
 ``completed_trial`` (allocated), ``itt`` (allocated), ``per_protocol`` (itt),
-``per_protocol_exclusions`` ("; "-joined, "").
+``per_protocol_exclusions`` ("; "-joined, ""), ``duplicate_flags`` (""), ``duplicate_excluded``
+(false).
 
 Definitions (one row per person who opened the entry link):
 * assessed for eligibility: every row;
-* excluded: every row not allocated, split into declined consent (status ``declined``),
+* excluded: every row not allocated, split into duplicate entries (``duplicate_excluded``: the
+  plan's rule takes out repeats of an earlier entry), declined consent (status ``declined``),
   not meeting inclusion criteria (``screened_out`` or ``eligible`` false; each reason counted,
   a person may have several) and other reasons (left or still in consent/screening);
+* likely duplicates the plan keeps (``duplicate_flags`` set, not ``duplicate_excluded``) are
+  counted as such, excluded nowhere;
 * per arm: allocated; received the allocated intervention; did not receive it (with the
   reason the participant stopped); lost to follow-up or discontinued (allocated and did not
   complete the trial, by reason; participants still in progress are counted as such);
+  excluded from analysis as duplicates (allocated, ``duplicate_excluded``: not in ``itt``);
   analysed ITT (everyone allocated) and, if an outcome column is given, how many of them have
   no value of it and so how many the primary (ITT) analysis used; per-protocol, with the rules
   each excluded participant failed (shown in words, see `PP_RULE_LABELS`).
@@ -38,6 +43,7 @@ PP_RULE_LABELS = {
     "completed_tasks": "did not complete the tasks",
     "no_noncompliance_flag": "non-compliance flag (e.g. outside help)",
     "not_allocated": "not allocated",
+    "duplicate": "likely duplicate entry",
 }
 
 
@@ -130,10 +136,15 @@ def consort_counts(
         else pd.Series(False, index=frame.index)
     )
     screened_out = (status == "screened_out") | ineligible
+    duplicate_excluded = _flag(frame, "duplicate_excluded", pd.Series(False, index=frame.index))
+    duplicate_kept = (
+        _text(frame, "duplicate_flags").astype(str).str.strip() != ""
+    ) & ~duplicate_excluded
     not_allocated = ~allocated
-    declined = not_allocated & (status == "declined")
-    not_eligible = not_allocated & ~declined & screened_out
-    other = not_allocated & ~declined & ~not_eligible
+    duplicate = not_allocated & duplicate_excluded
+    declined = not_allocated & ~duplicate & (status == "declined")
+    not_eligible = not_allocated & ~duplicate & ~declined & screened_out
+    other = not_allocated & ~duplicate & ~declined & ~not_eligible
     other_reason = status[other].map(
         lambda s: {
             "consenting": "left or still at consent",
@@ -144,7 +155,7 @@ def consort_counts(
 
     received = _flag(frame, "received_intervention", allocated) & allocated
     completed = _flag(frame, "completed_trial", allocated) & allocated
-    itt = _flag(frame, "itt", allocated) & allocated
+    itt = _flag(frame, "itt", allocated) & allocated & ~duplicate_excluded
     per_protocol = _flag(frame, "per_protocol", itt) & itt
     lost_reason = _text(frame, "lost_reason").astype(str).str.strip()
     in_progress = status == "active"
@@ -170,6 +181,7 @@ def consort_counts(
             "lost": int((rows & ~completed).sum()),
             "lost_reasons": _single_reasons(lost_reason[rows & ~completed]),
             "completed": int((rows & completed).sum()),
+            "excluded_duplicate": int((rows & duplicate_excluded).sum()),
             "analysed_itt": int((rows & itt).sum()),
             "analysed_pp": int((rows & per_protocol).sum()),
             "excluded_pp": int((rows & itt & ~per_protocol).sum()),
@@ -185,6 +197,7 @@ def consort_counts(
         "assessed": len(frame),
         "excluded": {
             "total": int(not_allocated.sum()),
+            "duplicate": int(duplicate.sum()),
             "declined": int(declined.sum()),
             "not_eligible": int(not_eligible.sum()),
             "not_eligible_reasons": _reasons(_text(frame, "screen_out_reasons")[not_eligible]),
@@ -192,6 +205,7 @@ def consort_counts(
             "other_reasons": _single_reasons(other_reason),
         },
         "randomized": int(allocated.sum()),
+        "duplicates_kept": int(duplicate_kept.sum()),
         "arms": arms,
         "outcome_column": outcome_column,
     }
@@ -204,6 +218,16 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [
         {"stage": "Enrollment", "item": "Assessed for eligibility", "total": counts["assessed"]},
         {"stage": "Enrollment", "item": "Excluded", "total": excluded["total"]},
+    ]
+    if excluded.get("duplicate"):
+        rows.append(
+            {
+                "stage": "Enrollment",
+                "item": "  Duplicate entry (excluded per the plan)",
+                "total": excluded["duplicate"],
+            }
+        )
+    rows += [
         {"stage": "Enrollment", "item": "  Declined to participate", "total": excluded["declined"]},
         {
             "stage": "Enrollment",
@@ -221,6 +245,14 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
         for reason, n in excluded["other_reasons"].items()
     ]
     rows.append({"stage": "Enrollment", "item": "Randomized", "total": counts["randomized"]})
+    if counts.get("duplicates_kept"):
+        rows.append(
+            {
+                "stage": "Enrollment",
+                "item": "Flagged as likely duplicates, kept per the plan",
+                "total": counts["duplicates_kept"],
+            }
+        )
 
     def per_arm(stage: str, item: str, key: str) -> dict[str, Any]:
         values = [a.get(key) for a in arms]
@@ -248,6 +280,14 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
     rows += reasons("Allocation", "not_received_reasons")
     rows.append(per_arm("Follow-up", "Lost to follow-up / discontinued", "lost"))
     rows += reasons("Follow-up", "lost_reasons")
+    if any(a.get("excluded_duplicate") for a in arms):
+        rows.append(
+            per_arm(
+                "Analysis",
+                "Excluded from analysis: duplicate entry (per the plan)",
+                "excluded_duplicate",
+            )
+        )
     if arms and all("outcome_missing" in a for a in arms):
         # CONSORT: the number analysed for the primary outcome, and why the others were not.
         values = [analysed_primary(a) or 0 for a in arms]
@@ -382,6 +422,11 @@ def consort_svg(counts: dict[str, Any]) -> str:
         [
             [
                 *(
+                    [f"Excluded as duplicate entries (n = {a['excluded_duplicate']})"]
+                    if a.get("excluded_duplicate")
+                    else []
+                ),
+                *(
                     [
                         f"Analysed (primary outcome, ITT), n = {analysed_primary(a)}",
                         f"  Excluded from analysis (n = {a['outcome_missing']})",
@@ -415,6 +460,11 @@ def consort_svg(counts: dict[str, Any]) -> str:
     )
     exclusion_lines = [
         f"Excluded (n = {excluded['total']})",
+        *(
+            [f"  Duplicate entry (n = {excluded['duplicate']})"]
+            if excluded.get("duplicate")
+            else []
+        ),
         f"  Declined to participate (n = {excluded['declined']})",
         f"  Not meeting inclusion criteria (n = {excluded['not_eligible']})",
         *_reason_lines(excluded["not_eligible_reasons"]),
@@ -433,7 +483,10 @@ def consort_svg(counts: dict[str, Any]) -> str:
         f'<line x1="{center:g}" y1="{side_y:g}" x2="{excl_x:g}" y2="{side_y:g}" '
         'stroke="#333333" stroke-width="1" marker-end="url(#consort-arrow)"/>'
     )
-    rand_h = canvas.box(center - 100, rand_y, 200, ["Randomized", f"n = {counts['randomized']}"])
+    rand_lines = ["Randomized", f"n = {counts['randomized']}"]
+    if counts.get("duplicates_kept"):
+        rand_lines.append(f"(duplicates kept: {counts['duplicates_kept']})")
+    rand_h = canvas.box(center - 100, rand_y, 200, rand_lines)
     enrollment_bottom = rand_y + rand_h
     layers.append(("Enrollment", 0.0, enrollment_bottom + 10))
 

@@ -30,8 +30,9 @@ from django.utils import timezone
 
 from quizzes.models import ItemResponse
 from quizzes.quizfile import Quiz
-from trials.definition import question_choices
+from trials.definition import DUPLICATE_SIGNALS, question_choices
 from trials.events import CLIENT_TYPES, SERVER_TYPES, ClientSpan, bounded_seconds, spans_between
+from trials.identity import duplicate_flags, is_excluded_duplicate
 from trials.models import (
     Allocation,
     AssistantTurn,
@@ -270,7 +271,8 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
         Column(
             "itt",
             "boolean",
-            "In the intention-to-treat population (everyone allocated, analysed as allocated)",
+            "In the intention-to-treat population (everyone allocated, analysed as allocated;"
+            ' when the plan says duplicates = "exclude", not those with duplicate_excluded)',
             "allocations",
         ),
         Column(
@@ -291,6 +293,7 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
                 "completed_tasks",
                 "no_noncompliance_flag",
                 "not_allocated",
+                "duplicate",
             ),
         ),
         Column(
@@ -315,6 +318,47 @@ def _participant_columns(shape: _TrialShape, identified: bool) -> list[Column]:
             "string",
             "Why an allocated participant did not finish (empty if finished or not allocated)",
             "derived",
+        ),
+        Column(
+            "duplicate_flags",
+            "string",
+            "Why this entry looks like a repeat of an earlier one, '; '-separated: external_id"
+            " (the same external id in an earlier version of the trial), browser (the same"
+            " network address and browser as an earlier entry within the trial's"
+            " [participants] duplicate_window_hours), address (the same address, another"
+            " browser, within that window). The first entry of a group is not flagged",
+            "participants.external_id, address_hash, browser_hash (keyed hashes)",
+            allowed=DUPLICATE_SIGNALS,
+        ),
+        Column(
+            "duplicate_of",
+            "string",
+            "The earliest entry this one repeats: its participant code, as 'v<version>:<code>'"
+            " when it is in another version",
+            "derived",
+        ),
+        Column(
+            "duplicate_excluded",
+            "boolean",
+            "Left out of the itt and per_protocol populations by the plan's rule (duplicates ="
+            ' "exclude" and a flag among its duplicate_signals); false when the plan keeps'
+            " duplicates",
+            "derived",
+        ),
+        Column(
+            "session_resumes",
+            "integer",
+            "Times the session moved to another browser with the resume code",
+            "events[type=session_resumed]",
+            unit="count",
+        ),
+        Column(
+            "session_takeovers",
+            "integer",
+            "Times the session moved to another browser without the code, after the first"
+            " had been idle (the trial's resume_idle_minutes)",
+            "events[type=session_taken_over]",
+            unit="count",
         ),
     ]
     for s in shape.task_stages:
@@ -872,6 +916,17 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, 
         .iterator(chunk_size=CHUNK)
     ):
         tasks[pid][(stage_id, folder)] = _Task(passed, submitted, runs, checks)
+    duplicates = duplicate_flags(trial)
+    plan = dict(trial.definition.get("analysis", {}))
+    browser_moves: dict[tuple[str, str], int] = {
+        (pid, etype): n
+        for pid, etype, n in Event.objects.filter(
+            participant__trial=trial, type__in=("session_resumed", "session_taken_over")
+        )
+        .values_list("participant_id", "type")
+        .annotate(n=Count("id"))
+        .values_list("participant_id", "type", "n")
+    }
     errors = dict(
         CodeRun.objects.filter(participant__trial=trial, status__in=ERROR_STATUSES)
         .values_list("participant_id")
@@ -1086,6 +1141,10 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, 
         failed = []
         if alloc is None:
             failed.append("not_allocated")
+        duplicate = duplicates.get(pid)
+        excluded_duplicate = is_excluded_duplicate(duplicate, plan)
+        if excluded_duplicate:
+            failed.append("duplicate")
         for rule in plan_rules:
             ok = True
             if rule == "completed_quiz":
@@ -1117,6 +1176,14 @@ def _participants_rows(shape: _TrialShape, identified: bool) -> list[tuple[Any, 
             else:
                 lost = f"did not finish (last stage: {where})"
         row["lost_reason"] = lost
+        row |= {
+            "itt": alloc is not None and not excluded_duplicate,
+            "duplicate_flags": _join(list(duplicate.signals)) if duplicate else "",
+            "duplicate_of": duplicate.of_label(trial.version) if duplicate else "",
+            "duplicate_excluded": excluded_duplicate,
+            "session_resumes": browser_moves.get((pid, "session_resumed"), 0),
+            "session_takeovers": browser_moves.get((pid, "session_taken_over"), 0),
+        }
         if identified:
             row |= {
                 "participant_id": pid,

@@ -144,7 +144,7 @@ def visitor_of(request: HttpRequest) -> Visitor:
 
 def participant_with_external_id(trial: Trial, value: str) -> Participant | None:
     """The participant of this trial version with this external id, if any."""
-    if not value or len(value) > 64:
+    if not value or len(value) > 64 or "\x00" in value:  # PostgreSQL text holds no NUL
         return None
     return (
         Participant.objects.select_related("trial", "current_stage")

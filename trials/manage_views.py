@@ -8,11 +8,13 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 
 from trials import chat, runner
+from trials.identity import DuplicateFlag, duplicate_flags, duplicate_rule, is_excluded_duplicate
 from trials.models import AssistantTurn, CodeRun, Event, Participant, Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 from trials.selectors import participant_replay, trial_overview, trial_participants
@@ -55,10 +57,39 @@ def _assistant_summary(trial: Trial) -> dict[str, Any]:
     }
 
 
+def _identity_summary(trial: Trial, flags: dict[str, DuplicateFlag]) -> dict[str, Any]:
+    """Likely duplicates by signal and what the plan does with them; browser switches."""
+    plan = trial.analysis_plan
+    rule, signals = duplicate_rule(plan)
+    by_signal = {
+        signal: sum(signal in flag.signals for flag in flags.values())
+        for signal in ("external_id", "browser", "address")
+    }
+    events = dict(
+        Event.objects.filter(
+            participant__trial=trial,
+            type__in=("session_resumed", "session_taken_over", "resume_failed"),
+        )
+        .values_list("type")
+        .annotate(n=Count("pk"))
+        .values_list("type", "n")
+    )
+    return {
+        "flagged": len(flags),
+        "by_signal": by_signal,
+        "excluded": sum(is_excluded_duplicate(flag, plan) for flag in flags.values()),
+        "rule": rule,
+        "signals": ", ".join(signals),
+        "resumed": events.get("session_resumed", 0),
+        "taken_over": events.get("session_taken_over", 0),
+        "failed_codes": events.get("resume_failed", 0),
+    }
+
+
 @staff_role_required
 def trial_list(request: HttpRequest) -> HttpResponse:
     trials = Trial.objects.order_by("slug", "-version")
-    rows = [(trial, trial_overview(trial)) for trial in trials]
+    rows = [(trial, trial_overview(trial), len(duplicate_flags(trial))) for trial in trials]
     return render(request, "manage/trial_list.html", {"rows": rows, "sandbox": _sandbox()})
 
 
@@ -67,6 +98,11 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
     trial = get_object_or_404(Trial, slug=slug, version=version)
     overview = trial_overview(trial)
     page = Paginator(trial_participants(trial), 100).get_page(request.GET.get("page"))
+    flags = duplicate_flags(trial)
+    people = [
+        (p, flags.get(p.pk), flags[p.pk].of_label(trial.version) if p.pk in flags else "")
+        for p in page
+    ]
     peak = max((n for _, n in overview.enrollment_by_day), default=0)
     table = [
         (
@@ -86,6 +122,8 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
             "arm_stratum_table": table,
             "sandbox": _sandbox(),
             "assistant": _assistant_summary(trial),
+            "people": people,
+            "identity": _identity_summary(trial, flags),
         },
     )
 

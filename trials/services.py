@@ -457,7 +457,8 @@ def participant_resume(*, participant: Participant, code: str, visitor: Visitor)
     now = timezone.now()
     with transaction.atomic():
         locked = (
-            Participant.objects.select_for_update()
+            # of=self: the stage is a nullable outer join, which PostgreSQL cannot lock.
+            Participant.objects.select_for_update(of=("self",))
             .select_related("trial", "current_stage")
             .get(pk=participant.pk)
         )
@@ -516,7 +517,8 @@ def participant_take_over(*, participant: Participant, visitor: Visitor) -> Part
     now = timezone.now()
     with transaction.atomic():
         locked = (
-            Participant.objects.select_for_update()
+            # of=self: the stage is a nullable outer join, which PostgreSQL cannot lock.
+            Participant.objects.select_for_update(of=("self",))
             .select_related("trial", "current_stage")
             .get(pk=participant.pk)
         )

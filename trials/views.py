@@ -34,6 +34,12 @@ def _cookie_name(trial: Trial) -> str:
     return f"stp_{trial.slug}"
 
 
+def _waiting_cookie(trial: Trial) -> str:
+    # A browser shown the resume page remembers whose session it asked for, so following a
+    # stage link from there brings it back to the resume page, not to a new participant.
+    return f"stw_{trial.slug}"
+
+
 @dataclass(frozen=True)
 class CookieSession:
     """What this browser's cookie says: the participant whose session it holds, or the one
@@ -112,6 +118,10 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
         )
     if session.superseded is not None:
         return _resume_page(request, trial, session.superseded, superseded=True)
+    if not request.GET:
+        waiting = identity.participant_with_external_id(trial, _waiting_for(request, trial))
+        if waiting is not None:
+            return _resume_page(request, trial, waiting)
     visitor = identity.visitor_of(request)
     try:
         arrival = services.participant_arrive(
@@ -156,7 +166,23 @@ def _resume_page(
     }
     response = render(request, "trials/resume.html", context, status=status)
     response["Cache-Control"] = "no-store"
+    if participant.external_id and not superseded:
+        response.set_signed_cookie(
+            _waiting_cookie(trial),
+            participant.external_id,
+            salt=COOKIE_SALT,
+            max_age=60 * 60 * 24,
+            httponly=True,
+            samesite="Lax",
+        )
     return response
+
+
+def _waiting_for(request: HttpRequest, trial: Trial) -> str:
+    value = request.get_signed_cookie(
+        _waiting_cookie(trial), default="", salt=COOKIE_SALT, max_age=60 * 60 * 24
+    )
+    return str(value or "")
 
 
 RESUME_STATUS = {"wrong_code": 400, "locked": 429, "active": 409, "code_required": 409}
@@ -200,7 +226,9 @@ def resume(request: HttpRequest, slug: str) -> HttpResponse:
         if exc.retry_after:
             response["Retry-After"] = str(exc.retry_after)
         return response
-    return _remember(_redirect_to_current(trial, participant), trial, participant)
+    response = _remember(_redirect_to_current(trial, participant), trial, participant)
+    response.delete_cookie(_waiting_cookie(trial), samesite="Lax")
+    return response
 
 
 def _redirect_to_current(trial: Trial, participant: Participant) -> HttpResponseRedirect:
@@ -388,7 +416,7 @@ def _task(
         )
     api: dict[str, str] = {
         name: reverse(f"trials:api_{name}", args=[trial.slug])
-        for name in ("save", "run", "check", "events")
+        for name in ("save", "run", "check", "queue", "events")
     }
     api["submit"] = request.path
     remaining = (
