@@ -266,6 +266,25 @@ def test_with_resume_idle_minutes_0_only_the_code_moves_a_session(trial_dir, eli
 
 
 @pytest.mark.django_db
+def test_the_browser_cannot_log_a_resume_or_takeover_itself(live_trial, eligible_answers):
+    client = browser()
+    participant = to_warmup(client, eligible_answers, pid="forger")
+    forged = [
+        {"id": f"f-{i}", "type": kind, "payload": {"same_address": True}}
+        for i, kind in enumerate(("session_resumed", "session_taken_over", "resume_failed"))
+    ]
+    response = client.post(
+        f"{ENTRY}api/events/", {"events": forged}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    assert response.json()["stored"] == 0
+    assert not Event.objects.filter(
+        participant=participant,
+        type__in=("session_resumed", "session_taken_over", "resume_failed"),
+    ).exists()
+
+
+@pytest.mark.django_db
 def test_a_finished_participant_reentering_elsewhere_sees_no_stage_and_no_code(
     live_trial, eligible_answers
 ):
