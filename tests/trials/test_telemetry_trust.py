@@ -7,10 +7,13 @@ import csv
 import hashlib
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
@@ -334,6 +337,22 @@ def test_assistant_time_is_never_longer_than_the_stage_limit(live_trial, eligibl
     assert row(live_trial, participant)["assistant_time_min"] == pytest.approx(35.0, abs=0.01)
 
 
+def test_chat_focus_in_a_stage_without_the_assistant_counts_nothing(live_trial, eligible_answers):
+    client, participant = in_main_tasks(live_trial, eligible_answers, "ai")
+    # The warm-up (no tools) ran for ten minutes on the server's clock.
+    warmup = StageRecord.objects.get(participant=participant, stage__key="warmup")
+    StageRecord.objects.filter(pk=warmup.pk).update(
+        started_at=warmup.ended_at - timedelta(minutes=10)
+    )
+    spans = chat_span("w", timezone.now() - timedelta(minutes=30), 8)
+    post_events(client, live_trial, [dict(e, stage="warmup") for e in spans])
+    assert (
+        Event.objects.filter(participant=participant, stage__key="warmup", origin="client").count()
+        == 2
+    )
+    assert row(live_trial, participant)["assistant_time_min"] == 0.0
+
+
 FAR = (
     datetime(1, 1, 1, tzinfo=UTC),
     datetime(1970, 1, 1, tzinfo=UTC),
@@ -346,7 +365,6 @@ OUTCOMES = (
     "task_concurrent_greetings_censored",
     "task_concurrent_greetings_submitted_min",
     "warmup_time_min",
-    "assistant_time_min",
     "runs",
     "checks",
 )
@@ -379,12 +397,17 @@ def test_client_clocks_far_in_the_past_or_future_change_no_outcome(live_trial, e
             event(f"d{i}", "task_completed", {"task": TASK}, at=at),
             event(f"k{i}", "check", {"task": TASK, "all_passed": True}, at=at),
         ]
+    # The chat box focused in the year 1 and left in the year 9999.
+    batch += chat_span("far", FAR[0], (FAR[2] - FAR[0]).total_seconds() / 60)
     answer = post_events(client, live_trial, batch)
-    assert (answer["stored"], answer["refused"]) == (15, 6)
+    assert (answer["stored"], answer["refused"]) == (17, 6)
 
     after = row(live_trial, participant)
     for column in OUTCOMES:
         assert same(after[column], before[column]), column
+    # A client-reported span: at most the 30 minutes the stage has run on the server's clock.
+    assert before["assistant_time_min"] == 0.0
+    assert after["assistant_time_min"] <= 30.01
     # The clocks are kept as what the browser said (and the exports still work).
     times = set(
         Event.objects.filter(participant=participant, type="edit").values_list(
@@ -403,6 +426,17 @@ def test_a_chat_span_counts_its_length_whatever_the_browser_clock_says(
     # 90 seconds on a clock 8,000 years fast: 1.5 minutes, as on a right clock.
     post_events(client, live_trial, chat_span("a", datetime(9999, 1, 1, tzinfo=UTC), 1.5))
     assert row(live_trial, participant)["assistant_time_min"] == pytest.approx(1.5, abs=0.01)
+
+
+def test_the_browser_code_sends_only_client_reported_types():
+    """Every event type the front end emits is one the server accepts from a browser (a
+    server-only type would be refused, and its evidence lost)."""
+    sent: set[str] = set()
+    for path in (Path(settings.BASE_DIR) / "frontend" / "src").glob("*.js"):
+        for first in re.findall(r"\b(?:emit|recordText)\(\s*([^,{)]+)", path.read_text()):
+            sent.update(re.findall(r'"([a-z_]+)"', first))
+    assert {"edit", "snapshot", "paste", "copy", "run_shown", "check_shown", "idle"} <= sent
+    assert sent <= events.CLIENT_TYPES, sent - events.CLIENT_TYPES
 
 
 # ---------------------------------------------------------------------------------------------
