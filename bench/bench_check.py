@@ -181,10 +181,7 @@ def latency(checks: int) -> None:
         )
 
 
-def flood(runs: int, checks: int) -> None:
-    tests = (TASKS / "warmup" / "tests.py").read_text()
-    code = (TASKS / "warmup" / "solution.py").read_text()
-    idle = [trusted_check(tests, code, tag="bench-checker") for _ in range(checks)]
+def _flooded(runs: int, checks: int, tests: str, code: str, flooder_tag: str) -> list[float]:
     stop = threading.Event()
 
     def flooder() -> None:
@@ -192,7 +189,7 @@ def flood(runs: int, checks: int) -> None:
             runner.run_python(
                 {"main.py": "import time\ntime.sleep(5)\n"},
                 "main.py",
-                tag="bench-flooder",
+                tag=flooder_tag,
                 queue_timeout=60,
             )
 
@@ -202,11 +199,27 @@ def flood(runs: int, checks: int) -> None:
     time.sleep(1.0)  # the flood is running and queued
     busy = [trusted_check(tests, code, tag="bench-checker") for _ in range(checks)]
     stop.set()
-    print(f"== One participant's Check while another floods Run ({runs} concurrent sleep(5) runs)")
-    print(f"idle:    p50 {ms(percentile(idle, 0.5))}  p95 {ms(percentile(idle, 0.95))}")
-    print(f"flooded: p50 {ms(percentile(busy, 0.5))}  p95 {ms(percentile(busy, 0.95))}")
     for thread in threads:
         thread.join(30)
+    return busy
+
+
+def flood(runs: int, checks: int) -> None:
+    tests = (TASKS / "warmup" / "tests.py").read_text()
+    code = (TASKS / "warmup" / "solution.py").read_text()
+    idle = [trusted_check(tests, code, tag="bench-checker") for _ in range(checks)]
+    fair = _flooded(runs, checks, tests, code, "bench-flooder")
+    # The protection switched off: the flooder's runs untagged, each queued on its own, as
+    # before one-run-per-participant existed.
+    unfair = _flooded(runs, checks, tests, code, "")
+    print(f"== One participant's Check while another floods Run ({runs} concurrent sleep(5) runs)")
+    for label, values in (
+        ("idle", idle),
+        ("flooded, one run per person", fair),
+        ("flooded, protection off", unfair),
+    ):
+        p50, p95 = ms(percentile(values, 0.5)), ms(percentile(values, 0.95))
+        print(f"{label + ':':29} p50 {p50}  p95 {p95}")
 
 
 def main() -> None:
