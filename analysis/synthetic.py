@@ -1728,7 +1728,8 @@ class _Builder:
                 "total": total,
                 "all_passed": ok,
             }
-        log.client(t + ms / 1000, stage, kind, client)
+        # What the page showed: the browser's own record, never the run or check itself.
+        log.client(t + ms / 1000, stage, f"{kind}_shown", client)
 
     def paste(
         self,
