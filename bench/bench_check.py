@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_runner import percentile
+
 from trials import runner
 from trials.judge import judge_code
 
@@ -120,14 +122,6 @@ for name, fn in list(namespace.items()):
             results.append(False)
 print(json.dumps(results))
 """
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def trusted_check(tests: str, code: str, tag: str = "") -> float:

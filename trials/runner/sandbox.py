@@ -225,16 +225,7 @@ def run_python(
     limits = limits or Limits()
     config = config or RunnerConfig.from_env()
     paths = _check_input(files, entry, argv)
-    status = sandbox_status(config)
-    if status.kind == "fallback":
-        _warn_fallback_once(status)
-    as_root = _running_as_root()
-    state = Path(config.state_dir)
-    ensure_private_dir(state, 0o711)
-    _remove_stale_runs(state, limits)
-    pool = SlotPool(
-        Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
-    )
+    status, as_root, state, pool = _machine(config, limits)
     try:
         with pool.acquire(timeout=_wait(config, queue_timeout), tag=tag) as slot:
             outcome = _run_in_slot(
@@ -261,6 +252,22 @@ class _Run:
     channel_fds: Sequence[int] = ()
     on_started: Callable[[], None] | None = None
     cancel_fd: int | None = None
+
+
+def _machine(config: RunnerConfig, limits: Limits) -> tuple[SandboxStatus, bool, Path, SlotPool]:
+    """The sandbox in use, whether we are root, the state directory (cleaned of leftovers of a
+    killed server) and the machine's slot pool."""
+    status = sandbox_status(config)
+    if status.kind == "fallback":
+        _warn_fallback_once(status)
+    as_root = _running_as_root()
+    state = Path(config.state_dir)
+    ensure_private_dir(state, 0o711)
+    _remove_stale_runs(state, limits)
+    pool = SlotPool(
+        Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
+    )
+    return status, as_root, state, pool
 
 
 def _wait(config: RunnerConfig, queue_timeout: float | None) -> float:
@@ -356,16 +363,7 @@ def run_pair(
     config = config or RunnerConfig.from_env()
     program_paths = _check_input(program_files, program_entry, ())
     checker_paths = _check_input(checker_files, checker_entry, ())
-    status = sandbox_status(config)
-    if status.kind == "fallback":
-        _warn_fallback_once(status)
-    as_root = _running_as_root()
-    state = Path(config.state_dir)
-    ensure_private_dir(state, 0o711)
-    _remove_stale_runs(state, limits)
-    pool = SlotPool(
-        Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
-    )
+    status, as_root, state, pool = _machine(config, limits)
     try:
         with pool.acquire(timeout=_wait(config, queue_timeout), tag=tag) as slot:
             to_checker_r, to_checker_w = os.pipe()
