@@ -648,7 +648,9 @@ def _in_processes(worker: Callable[[Any, Any], Any], jobs: list[Any]) -> list[An
 def _enter_worker(pids: list[str], barrier: Any) -> list[tuple[str, int, str]]:
     """Open the entry link once per id from a fresh browser, all processes at once."""
     clients = [Client(raise_request_exception=False) for _ in pids]
-    connections["default"].ensure_connection()
+    # Warm up (imports, URLs, templates, the connection), so the entries really coincide.
+    clients[0].get(ENTRY + "resume/")
+    clients[0].get("/t/no-such-trial/")
     barrier.wait()
     outcomes = []
     for client, pid in zip(clients, pids, strict=True):
@@ -660,7 +662,7 @@ def _enter_worker(pids: list[str], barrier: Any) -> list[tuple[str, int, str]]:
 def _guess_worker(job: tuple[str, int], barrier: Any) -> list[int]:
     pid, tries = job
     client = Client(raise_request_exception=False)
-    connections["default"].ensure_connection()
+    client.post(RESUME, {"external_id": "warm-up"})  # imports, URLs, templates, connection
     barrier.wait()
     return [
         client.post(RESUME, {"external_id": pid, "code": f"WRONG{n:03d}"}).status_code
