@@ -180,6 +180,10 @@ RUNNER_CPU_SECONDS = env_int("RUNNER_CPU_SECONDS", 10)
 RUNNER_WALL_SECONDS = env_int("RUNNER_WALL_SECONDS", 15)
 RUNNER_MEMORY_BYTES = env_int("RUNNER_MEMORY_MB", 512) * 1024 * 1024
 
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none, REMOTE_ADDR is
+# the client). Used only for the hashed address of duplicate flags (trials/identity.py).
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+
 # Work kept off participants' requests (skilltrial/jobs.py): "thread" or "inline".
 JOBS_BACKEND = env_str("JOBS_BACKEND", "thread")
 JOBS_THREADS = env_int("JOBS_THREADS", 2)

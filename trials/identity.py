@@ -29,34 +29,8 @@ from trials.definition import (
 from trials.models import Participant, Trial
 
 # 31 characters with no 0/O, 1/I/L: easy to copy by hand. 8 of them are ~40 bits, and wrong
-# guesses are limited per participant (services.RESUME_MAX_FAILURES).
-# The events this module's rules log (all server-only: a browser cannot send them).
-IDENTITY_EVENTS = {
-    "resume_prompted": "A browser without the participant's session arrived with their"
-    " external id and was asked for the resume code (same_address / same_browser: as at entry)",
-    "resume_failed": "A wrong resume code was entered (failures: within the current window)",
-    "session_resumed": "The session moved to another browser with the resume code; the first"
-    " browser's cookie stopped working",
-    "session_taken_over": "The session moved to another browser without the code, after the"
-    " first browser had been idle for the trial's resume_idle_minutes",
-}
-
-
-def _register_events() -> None:
-    """Name the identity events in the telemetry registry (trials.events.EVENT_TYPES), which
-    refuses unregistered types, unless they are listed there already."""
-    from trials import events
-
-    registry = getattr(events, "EVENT_TYPES", None)
-    if registry is None:
-        return
-    for name, description in IDENTITY_EVENTS.items():
-        if name not in registry:
-            registry[name] = events.EventType(name, events.Sender.SERVER, description)
-
-
-_register_events()
-
+# guesses are limited per participant (services.RESUME_MAX_FAILURES). The events the rules
+# here log are registered, server-only, in trials.events.EVENT_TYPES.
 RESUME_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 RESUME_CODE_LENGTH = 8
 _RESUME_SALT = "skilltrial.identity.resume-code"
