@@ -1,5 +1,9 @@
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.views import LoginView
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -17,7 +21,18 @@ class RoleLoginView(LoginView):
         return super().get_default_redirect_url()
 
 
+FAVICON = Path(settings.BASE_DIR) / "skilltrial" / "static" / "skilltrial" / "favicon.svg"
+
+
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever the page says; answer with the SVG icon."""
+    response = HttpResponse(FAVICON.read_bytes(), content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     path("", RedirectView.as_view(url="/manage/", permanent=False)),
     path("t/", include("trials.urls")),
     path("manage/", include("trials.manage_urls")),

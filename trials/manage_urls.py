@@ -14,4 +14,9 @@ urlpatterns = [
         manage_views.participant_replay_view,
         name="participant_replay",
     ),
+    path(
+        "trials/<slug:slug>/v<int:version>/p/<str:code>/conversation/",
+        manage_views.participant_conversation_view,
+        name="participant_conversation",
+    ),
 ]

@@ -12,12 +12,18 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 
 from trials import chat, runner
 from trials.identity import DuplicateFlag, duplicate_flags, duplicate_rule, is_excluded_duplicate
 from trials.models import AssistantTurn, CodeRun, Event, Participant, Trial
 from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
-from trials.selectors import participant_replay, trial_overview, trial_participants
+from trials.selectors import (
+    participant_conversation,
+    participant_replay,
+    trial_overview,
+    trial_participants,
+)
 
 View = Callable[..., HttpResponseBase]
 
@@ -124,18 +130,24 @@ def trial_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
             "assistant": _assistant_summary(trial),
             "people": people,
             "identity": _identity_summary(trial, flags),
+            "now": timezone.now(),
         },
     )
+
+
+def _participant(slug: str, version: int, code: str) -> tuple[Trial, Participant]:
+    trial = get_object_or_404(Trial, slug=slug, version=version)
+    participant = get_object_or_404(
+        Participant.objects.select_related("current_stage"), trial=trial, public_code=code
+    )
+    return trial, participant
 
 
 @staff_role_required
 def participant_replay_view(
     request: HttpRequest, slug: str, version: int, code: str
 ) -> HttpResponse:
-    trial = get_object_or_404(Trial, slug=slug, version=version)
-    participant = get_object_or_404(
-        Participant.objects.select_related("current_stage"), trial=trial, public_code=code
-    )
+    trial, participant = _participant(slug, version, code)
     replay = participant_replay(participant)
     frames = [
         {
@@ -158,5 +170,29 @@ def participant_replay_view(
             "frames": frames,
             "runs": runs,
             "records": participant.stage_records.select_related("stage").order_by("started_at"),
+            "turns": AssistantTurn.objects.filter(participant=participant).count(),
+            "now": timezone.now(),
+        },
+    )
+
+
+@staff_role_required
+def participant_conversation_view(
+    request: HttpRequest, slug: str, version: int, code: str
+) -> HttpResponse:
+    """Every exchange of one participant with the assistant. Staff only: it shows the arm
+    (only assistant arms have turns), so graders, who must stay blind, get the 403 page."""
+    trial, participant = _participant(slug, version, code)
+    turns = participant_conversation(participant)
+    return render(
+        request,
+        "manage/conversation.html",
+        {
+            "trial": trial,
+            "participant": participant,
+            "turns": turns,
+            "tokens_in": sum(t.turn.input_tokens for t in turns),
+            "tokens_out": sum(t.turn.output_tokens for t in turns),
+            "now": timezone.now(),
         },
     )

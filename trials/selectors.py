@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
-from trials.models import Allocation, CodeSnapshot, Event, Participant, Stage, Trial
+from trials.models import (
+    Allocation,
+    AssistantTurn,
+    CodeSnapshot,
+    Event,
+    Participant,
+    Stage,
+    Trial,
+)
 from trials.replay import Mark, Replay, build_replay
 from trials.tasks import load_task
 
@@ -70,6 +80,8 @@ class TrialOverview:
     screened_out: int = 0
     allocated: int = 0
     completed: int = 0
+    synthetic: int = 0
+    past_deadline: int = 0
     arms: list[str] = field(default_factory=list)
     strata: list[str] = field(default_factory=list)
     by_arm_stratum: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -92,6 +104,10 @@ def trial_overview(trial: Trial) -> TrialOverview:
     overview.screened = people.filter(eligible__isnull=False).count()
     overview.screened_out = status_counts.get(Participant.Status.SCREENED_OUT, 0)
     overview.completed = status_counts.get(Participant.Status.COMPLETED, 0)
+    overview.synthetic = people.filter(is_synthetic=True).count()
+    overview.past_deadline = people.filter(
+        status=Participant.Status.ACTIVE, stage_deadline__lt=timezone.now()
+    ).count()
     overview.arms = list(trial.arms.order_by("order").values_list("key", flat=True))
     allocations = Allocation.objects.filter(trial=trial)
     overview.allocated = allocations.count()
@@ -186,3 +202,64 @@ def participant_replay(participant: Participant) -> Replay:
             )
         )
     return build_replay(starters, marks)
+
+
+CODE_SENT = re.compile(r"<code>\n(.*)\n</code>", re.S)
+
+
+@dataclass(frozen=True)
+class PasteAfterTurn:
+    time: datetime
+    task: str
+    length: int | None
+
+
+@dataclass(frozen=True)
+class ConversationTurn:
+    """One exchange with the assistant as the staff's conversation viewer shows it."""
+
+    turn: AssistantTurn
+    code_sent: str | None  # None when the arm does not show the assistant the code
+    pastes: list[PasteAfterTurn]
+
+    @property
+    def pasted_chars(self) -> int:
+        return sum(p.length or 0 for p in self.pastes)
+
+
+def participant_conversation(participant: Participant) -> list[ConversationTurn]:
+    """Every assistant turn of one participant, oldest first: the question, the code the
+    server sent with it (read from the stored context, not from the browser), the reply, the
+    tokens, and the pastes the server matched to that reply (``assistant_turn`` is set by
+    the server only, see ``trials.events.PROVENANCE_FIELDS``)."""
+    turns = list(
+        AssistantTurn.objects.filter(participant=participant)
+        .select_related("stage")
+        .order_by("created_at", "id")
+    )
+    pastes: dict[int, list[PasteAfterTurn]] = {}
+    for event in Event.objects.filter(participant=participant, type="paste").order_by(
+        "server_time", "id"
+    ):
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        turn = payload.get("assistant_turn")
+        if not isinstance(turn, int):
+            continue
+        length = payload.get("length")
+        pastes.setdefault(turn, []).append(
+            PasteAfterTurn(
+                time=event.client_time or event.server_time,
+                task=str(payload.get("task", "")),
+                length=length if isinstance(length, int) else None,
+            )
+        )
+    out = []
+    for turn in turns:
+        context = turn.context if isinstance(turn.context, dict) else {}
+        found = CODE_SENT.findall(str(context.get("system", "")))
+        out.append(
+            ConversationTurn(
+                turn=turn, code_sent=found[-1] if found else None, pastes=pastes.get(turn.pk, [])
+            )
+        )
+    return out

@@ -20,6 +20,8 @@ DEMO_USERS = (
     ("demo-statistician", STATISTICIAN),
     ("demo-grader", GRADER),
 )
+# A superuser for /admin/ (every model); demo only: a real deployment runs createsuperuser.
+DEMO_ADMIN = "demo-admin"
 
 
 class Command(BaseCommand):
@@ -53,6 +55,10 @@ class Command(BaseCommand):
             user.set_password(creds[username])
             user.save()
             user.groups.add(Group.objects.get(name=role))
+        admin, _ = user_model.objects.get_or_create(username=DEMO_ADMIN)
+        admin.set_password(creds[DEMO_ADMIN])
+        admin.is_staff = admin.is_superuser = True
+        admin.save()
 
         host = options["host"].rstrip("/")
         self.stdout.write(self.style.SUCCESS("\nskilltrial demo is ready."))
@@ -61,8 +67,10 @@ class Command(BaseCommand):
         self.stdout.write(f"  Participant link: {host}/t/{trial.slug}/")
         self.stdout.write(f"  Dashboard:        {host}/manage/")
         self.stdout.write(f"  Grading queue:    {host}/grade/")
+        self.stdout.write(f"  Admin:            {host}/admin/")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role:<13} login: {username} / {creds[username]}")
+        self.stdout.write(f"  {'admin':<13} login: {DEMO_ADMIN} / {creds[DEMO_ADMIN]}")
         self.stdout.write("")
 
     def _credentials(self) -> dict[str, str]:
@@ -74,7 +82,7 @@ class Command(BaseCommand):
                 name, _, password = line.partition(" ")
                 creds[name] = password
         changed = False
-        for username, _ in DEMO_USERS:
+        for username in (*(name for name, _ in DEMO_USERS), DEMO_ADMIN):
             if not creds.get(username):
                 creds[username] = secrets.token_urlsafe(9)
                 changed = True
