@@ -7,7 +7,8 @@ the neutral default in brackets, so a frame from elsewhere (a CSV) still gives a
 (arm non-empty), ``received_intervention`` (allocated), ``lost_reason`` (""),
 ``completed_trial`` (allocated), ``itt`` (allocated), ``per_protocol`` (itt),
 ``per_protocol_exclusions`` ("; "-joined, ""), ``duplicate_flags`` (""), ``duplicate_excluded``
-(false).
+(false), ``attention_passed`` (empty when the person answered no attention check: the rule
+``passed_attention_check`` then counts as "never reached", not as "failed").
 
 Definitions (one row per person who opened the entry link):
 * assessed for eligibility: every row;
@@ -40,6 +41,7 @@ STAGES = ("Enrollment", "Allocation", "Follow-up", "Analysis")
 PP_RULE_LABELS = {
     "completed_quiz": "did not complete the quiz",
     "passed_attention_check": "failed the attention check",
+    "attention_check_not_reached": "never reached the attention check",
     "completed_tasks": "did not complete the tasks",
     "no_noncompliance_flag": "non-compliance flag (e.g. outside help)",
     "not_allocated": "not allocated",
@@ -107,6 +109,16 @@ def _reasons(values: pd.Series) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _attention_not_reached(value: str) -> str:
+    rules = [part.strip() for part in str(value).split(";") if part.strip()]
+    if "passed_attention_check" not in rules:
+        return value
+    rules.remove("passed_attention_check")
+    if "completed_quiz" not in rules:  # counted there already otherwise
+        rules.append("attention_check_not_reached")
+    return "; ".join(rules)
+
+
 def _single_reasons(values: pd.Series) -> dict[str, int]:
     counter = Counter(str(v).strip() or "reason not recorded" for v in values)
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -163,6 +175,11 @@ def consort_counts(
         lost_reason != "", in_progress.map({True: "still in progress", False: ""})
     )
     exclusions = _text(frame, "per_protocol_exclusions").astype(str)
+    if "attention_passed" in frame.columns:
+        # The rule passed_attention_check also fails for someone with no quiz answers at all;
+        # they did not fail a check, they never reached one (``attention_passed`` empty).
+        not_reached = frame["attention_passed"].map(lambda v: bool(pd.isna(v))).astype(bool)
+        exclusions = exclusions.where(~not_reached, exclusions.map(_attention_not_reached))
     labels = _text(frame, "arm_label").astype(str)
 
     present = sorted(set(arm[allocated]))

@@ -1564,6 +1564,15 @@ def analysis_input(trial: Trial) -> Any:
         arm_labels=dict(shape.arms),
         covariates=covariates,
         baseline_columns=[f"baseline_{q['key']}" for q in shape.baseline],
+        baseline_choices={
+            f"baseline_{q['key']}": [
+                (str(c["value"]), str(c.get("label", c["value"])))
+                for c in q["choices"]
+                if isinstance(c, dict) and "value" in c
+            ]
+            for q in shape.baseline
+            if isinstance(q.get("choices"), list)
+        },
         items=items,
         per_protocol_column="per_protocol",
         meta=meta,

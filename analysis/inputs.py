@@ -74,6 +74,9 @@ class AnalysisInput:
     arm_labels: dict[str, str] = field(default_factory=dict)
     covariates: dict[str, str] = field(default_factory=dict)
     baseline_columns: list[str] = field(default_factory=list)
+    # Ordered (value, label) choices of categorical baseline columns, from the definition:
+    # the baseline table shows the labels in the questionnaire's order.
+    baseline_choices: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     items: pd.DataFrame | None = None
     per_protocol_column: str | None = "per_protocol"
     meta: dict[str, Any] = field(default_factory=dict)

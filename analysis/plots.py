@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,15 @@ class Interval:
     ci_high: float
 
 
+# Axis labels are wrapped: the browser draws SVG text in its own font (often wider than the
+# one matplotlib measured with), so one long line could run past the figure's edge.
+LABEL_WIDTH = 42
+
+
+def _label(text: str) -> str:
+    return textwrap.fill(text, LABEL_WIDTH, break_on_hyphens=False)
+
+
 def _color(i: int) -> str:
     return COLORS[i % len(COLORS)]
 
@@ -60,6 +70,14 @@ def _svg(figure: Figure, name: str) -> str:
     # Inline in HTML: drop the XML prolog and DOCTYPE, keep the <svg> element.
     start = text.find("<svg")
     svg = text[start:]
+    # Scale with the page (the viewBox keeps the proportions) instead of a fixed size in
+    # points, which left the plots at a third of the report's width.
+    svg = re.sub(
+        r'^<svg([^>]*?) width="[\d.]+pt" height="[\d.]+pt"',
+        r'<svg\1 width="100%" style="max-width:100%;height:auto"',
+        svg,
+        count=1,
+    )
     # Several plots on one page: make the generic element ids unique per plot.
     return re.sub(
         r'id="(figure|axes|patch|line2d|text|legend|xtick|ytick|matplotlib\.axis|'
@@ -121,7 +139,7 @@ def scores_by_arm(
     ax.set_xlim(-0.6, len(arms) - 0.4)
     if maximum is not None:
         ax.set_ylim(-0.03 * maximum, maximum * 1.03)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(_label(ylabel))
     ax.set_title("Each participant (dots); mean and 95% CI (black)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _svg(figure, name)
@@ -139,7 +157,7 @@ def forest(rows: Sequence[Interval], *, xlabel: str, title: str, name: str = "fo
     ax.axvline(0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(positions, [row.label for row in rows])
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel(xlabel)
+    ax.set_xlabel(_label(xlabel))
     ax.set_title(title, fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     return _svg(figure, name)
@@ -232,9 +250,10 @@ def score_against_time(
                 label=f"{labels.get(arm, arm)}, not finished",
                 rasterized=large,
             )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(_label(xlabel))
+    ax.set_ylabel(_label(ylabel))
     ax.set_title("Each participant; hollow: did not finish (time censored)", fontsize=9)
-    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # Below the plot, not beside it: the axes keep the figure's width for the labels.
+    figure.legend(fontsize=8, frameon=False, loc="outside lower center", ncols=2)
     ax.grid(alpha=0.3)
     return _svg(figure, name)

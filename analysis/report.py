@@ -665,7 +665,13 @@ def baseline_table(inp: AnalysisInput, results: AnalysisResults) -> dict[str, An
             rows.append([f"{name}, mean (SD)", *cells])
             continue
         rows.append([f"{name}, n (%)", *([""] * len(groups))])
-        levels = sorted({str(v) for v in series.dropna()}, key=_natural)
+        # The questionnaire's choices in its order, with their labels; values it does not
+        # list (data from elsewhere) follow in natural order.
+        choices = inp.baseline_choices.get(column, [])
+        present = {str(v) for v in series.dropna()}
+        known = [value for value, _ in choices]
+        labels = dict(choices)
+        levels = known + sorted(present - set(known), key=_natural)
         for level in levels:
             cells = []
             for group in groups:
@@ -673,7 +679,7 @@ def baseline_table(inp: AnalysisInput, results: AnalysisResults) -> dict[str, An
                 count = int((values == level).sum())
                 share = 100 * count / len(group) if len(group) else math.nan
                 cells.append(f"{count} ({fmt(share, 0)}%)")
-            rows.append([f"    {level}", *cells])
+            rows.append([f"    {labels.get(level, level)}", *cells])
         missing = [int(group[column].isna().sum()) for group in groups]
         if any(missing):
             rows.append(["    missing", *(str(m) for m in missing)])
@@ -863,12 +869,7 @@ def report_context(
         "deviations": [d.message for d in results.deviations],
         "meta_notes": [str(n) for n in meta.get("notes", [])],
         "notice": _notice(results),
-        "problems": [
-            f"{outcome_label(p.outcome)} — {METHOD_LABELS.get(p.method, p.method)} "
-            f"({p.population}): {p.message}"
-            for p in results.problems
-            if p.method != NO_COMPARISONS
-        ],
+        "problems": problem_notes(results),
         "provenance": _provenance(inp, results),
         "populations": [
             (
@@ -891,6 +892,79 @@ def report_context(
         "planning": _planning_text(results),
         "assumptions": assumption_notes(results),
     }
+
+
+POPULATION_SHORT = {"itt": "ITT", "per_protocol": "per-protocol"}
+MIN_PER_ARM = 2
+
+
+def _counts_text(counts: dict[str, int], labels: dict[str, str]) -> str:
+    return ", ".join(f"{n} in {labels.get(arm, arm)}" for arm, n in counts.items())
+
+
+def _plain_reason(message: str, counts: dict[str, int] | None, results: AnalysisResults) -> str:
+    """Why a method could not run, in words a reader of the report can act on (the exact
+    message stays in results.json's ``problems``)."""
+    reference = results.arm_labels.get(results.reference_arm, results.reference_arm)
+    if "not found in column" in message:
+        return f"nobody in the reference arm ({reference}) has a value yet"
+    if counts is not None and min(counts.values(), default=0) < MIN_PER_ARM:
+        return (
+            f"n = {_counts_text(counts, results.arm_labels)} with a value; each arm needs at "
+            f"least {MIN_PER_ARM}"
+        )
+    if "two or more observations" in message or "at least two" in message.lower():
+        return f"too few values in an arm (each arm needs at least {MIN_PER_ARM})"
+    lowered = message.lower()
+    if any(word in lowered for word in ("singular", "non-normal", "converge", "perfect")):
+        return "the model cannot be fitted to data this few or this uniform"
+    return f"it cannot be computed from these data ({message})"
+
+
+def _outcome_counts(results: AnalysisResults, outcome: str, population: str) -> dict[str, int]:
+    frame = results.frames.get(population)
+    if frame is None or _col(outcome) not in frame.columns:
+        return {}
+    values = frame[_col(outcome)].notna()
+    return {arm: int((values & (frame[ARM] == arm)).sum()) for arm in results.arms}
+
+
+def problem_notes(results: AnalysisResults) -> list[str]:
+    """The methods that could not run, for "Read this first", in plain words: one line per
+    population whose arms are too small (e.g. "per-protocol n = 0 in No AI"), then one line
+    per outcome and reason naming the methods."""
+    problems = [p for p in results.problems if p.method != NO_COMPARISONS]
+    notes: list[str] = []
+    small: set[str] = set()
+    for name, info in results.populations.items():
+        counts: dict[str, int] = {arm: int(info["n_by_arm"].get(arm, 0)) for arm in results.arms}
+        affected = [p for p in problems if p.population == name]
+        if affected and min(counts.values(), default=0) < MIN_PER_ARM:
+            small.add(name)
+            short = POPULATION_SHORT.get(name, name)
+            notes.append(
+                f"{short[0].upper()}{short[1:]} n = "
+                f"{_counts_text(counts, results.arm_labels)}: each arm needs at least "
+                f"{MIN_PER_ARM} participants, so {len(affected)} {short} "
+                f"result{'s are' if len(affected) != 1 else ' is'} not computed yet."
+            )
+    grouped: dict[tuple[str, str, str], list[str]] = {}
+    for p in problems:
+        if p.population in small:
+            continue
+        reason = _plain_reason(
+            p.message, _outcome_counts(results, p.outcome, p.population) or None, results
+        )
+        methods = grouped.setdefault((p.outcome, p.population, reason), [])
+        label = METHOD_LABELS.get(p.method, p.method)
+        if label not in methods:
+            methods.append(label)
+    for (outcome, population, reason), methods in grouped.items():
+        notes.append(
+            f"{outcome_label(outcome)} ({POPULATION_SHORT.get(population, population)}): "
+            f"{', '.join(methods)} not computed — {reason}."
+        )
+    return notes
 
 
 def _notice(results: AnalysisResults) -> str:

@@ -3,7 +3,16 @@ one row per operation, parameter, response and schema field. Pure: a dict in, li
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
+
+CODE_SPAN = re.compile(r"`([^`\n]+)`")
+
+
+def code_spans(text: str) -> str:
+    """HTML for a description: the text escaped, and `backticked` parts as <code>."""
+    return CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text, quote=True))
 
 
 def _describe(schema: dict[str, Any]) -> str:

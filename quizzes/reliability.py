@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -394,6 +394,8 @@ class AttentionFailures:
     n: int  # participants with at least one attention check answered
     per_check: dict[str, float]  # share failing each check
     any_failed: float  # share failing at least one
+    n_failed: int = 0  # participants failing at least one
+    per_check_counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # failed, answered
 
 
 def attention_failures(passed: pd.DataFrame) -> AttentionFailures:
@@ -405,10 +407,19 @@ def attention_failures(passed: pd.DataFrame) -> AttentionFailures:
         else math.nan
         for column in passed.columns
     }
+    per_check_counts = {
+        str(column): (
+            int((~passed[column].dropna().astype(bool)).sum()),
+            int(passed[column].notna().sum()),
+        )
+        for column in passed.columns
+    }
     reached = passed[passed.notna().any(axis=1)]
     failed_any = [not row.dropna().astype(bool).all() for _, row in reached.iterrows()]
     return AttentionFailures(
         n=len(reached),
         per_check=per_check,
         any_failed=float(np.mean(failed_any)) if failed_any else math.nan,
+        n_failed=int(sum(failed_any)),
+        per_check_counts=per_check_counts,
     )

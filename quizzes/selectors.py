@@ -3,7 +3,7 @@ identity nor arm, agreement between graders, and item quality."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -145,6 +145,21 @@ class QuizQuality:
     attention: rel.AttentionFailures | None
     agreement: list[QuestionAgreement]
     pending: int
+    texts: dict[str, str] = field(default_factory=dict)  # question key -> question text
+
+    @property
+    def item_rows(self) -> list[tuple[rel.ItemStats, str]]:
+        return [(item, self.texts.get(item.key, "")) for item in self.items]
+
+    @property
+    def attention_rows(self) -> list[tuple[str, str, int, int]]:
+        """(key, text, failed, answered) per attention check."""
+        if self.attention is None:
+            return []
+        return [
+            (key, self.texts.get(key, ""), failed, answered)
+            for key, (failed, answered) in self.attention.per_check_counts.items()
+        ]
 
 
 def quiz_quality(trial: Trial, stage: Stage) -> QuizQuality:
@@ -190,12 +205,10 @@ def quiz_quality(trial: Trial, stage: Stage) -> QuizQuality:
     checks = final[final["is_attention_check"]]
     attention = None
     if len(checks):
-        passed = (
-            checks.pivot_table(
-                index="participant_id", columns="question_key", values="correct", aggfunc="first"
-            )
-            .fillna(False)
-            .astype(bool)
+        # An answer that is not right (wrong, blank, "I don't know") fails the check; a check
+        # with no answer row at all was never reached and stays NaN, so it counts neither way.
+        passed = checks.assign(passed=checks["correct"].eq(True).astype(float)).pivot_table(
+            index="participant_id", columns="question_key", values="passed", aggfunc="first"
         )
         attention = rel.attention_failures(passed)
     return QuizQuality(
@@ -206,4 +219,5 @@ def quiz_quality(trial: Trial, stage: Stage) -> QuizQuality:
         attention=attention,
         agreement=agreement_by_question(trial),
         pending=int(frame["status"].isin(pending_statuses).sum()),
+        texts={q.key: q.text for q in quiz.questions},
     )
