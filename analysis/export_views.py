@@ -35,6 +35,7 @@ from analysis.exports import (
 from analysis.models import DataExport
 from trials.manage_views import staff_role_required
 from trials.models import Trial
+from trials.selectors import synthetic_count
 
 STALE = timedelta(hours=1)
 FORMAT_NOTES = {
@@ -134,6 +135,7 @@ def export_page(request: HttpRequest, slug: str, version: int | None = None) -> 
             "trial": trial,
             "formats": _formats(trial, history),
             "history": history,
+            "synthetic": synthetic_count(trial),
             # Refresh while an export runs; one stuck for an hour (its worker was killed, say)
             # is not worth refreshing for.
             "running": any(

@@ -70,6 +70,11 @@ def trial_participants(trial: Trial) -> QuerySet[Participant]:
     )
 
 
+def synthetic_count(trial: Trial) -> int:
+    """How many of the trial version's participants were made by ``manage.py synthesize``."""
+    return Participant.objects.filter(trial=trial, is_synthetic=True).count()
+
+
 @dataclass
 class TrialOverview:
     trial: Trial
@@ -104,7 +109,7 @@ def trial_overview(trial: Trial) -> TrialOverview:
     overview.screened = people.filter(eligible__isnull=False).count()
     overview.screened_out = status_counts.get(Participant.Status.SCREENED_OUT, 0)
     overview.completed = status_counts.get(Participant.Status.COMPLETED, 0)
-    overview.synthetic = people.filter(is_synthetic=True).count()
+    overview.synthetic = synthetic_count(trial)
     overview.past_deadline = people.filter(
         status=Participant.Status.ACTIVE, stage_deadline__lt=timezone.now()
     ).count()

@@ -136,7 +136,10 @@ def test_synthetic_and_overdue_participants_carry_badges_on_every_staff_page(liv
     late_row = rows[rows.find(late.public_code) :].split("</tr>")[0]
     assert "past deadline" in late_row and "In the trial" not in late_row
     assert "synthetic" not in late_row
+    exports = client.get(f"/exports/{live_trial.slug}/v1/").content.decode()
+    assert f"<strong>{n_synthetic}</strong> participants of this version are synthetic" in exports
     one = Participant.objects.filter(is_synthetic=True).first()
+
     base = f"/manage/trials/{live_trial.slug}/v1/p/{one.public_code}/"
     for url in (base, base + "conversation/"):
         assert b'class="badge synthetic"' in client.get(url).content
