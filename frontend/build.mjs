@@ -6,7 +6,7 @@ import { gzipSync } from "node:zlib";
 
 rmSync("dist", { recursive: true, force: true });
 await build({
-  entryPoints: ["src/task.js", "src/task.css"],
+  entryPoints: ["src/task.js", "src/task.css", "src/questions.js"],
   outdir: "dist",
   bundle: true,
   minify: true,

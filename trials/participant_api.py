@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from trials import chat, coding, events, services
+from trials import chat, coding, events
+from trials.answers import AnswersChanged, answers_autosave
 from trials.models import Participant, Trial
 from trials.selectors import live_trial
 from trials.services import StageConflict, TrialError
@@ -188,12 +189,27 @@ def record_events(
 def answers(
     request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
 ) -> HttpResponse:
-    services.answers_save_draft(
-        participant=participant,
-        stage_key=_field(body, "stage", str),
-        answers=_field(body, "answers", dict),
-    )
-    return JsonResponse({"saved": True})
+    """Autosave of a question page. ``revision`` is the revision of the answers this tab last
+    saw; if another tab has saved since, nothing is stored and the 409 carries the newer
+    answers and their revision, for the page to show."""
+    try:
+        revision = answers_autosave(
+            participant=participant,
+            stage_key=_field(body, "stage", str),
+            answers=_field(body, "answers", dict),
+            base_revision=_field(body, "revision", str, required=False),
+        )
+    except AnswersChanged as exc:
+        return JsonResponse(
+            {
+                "error": "answers_changed",
+                "message": "These answers were changed in another tab or window.",
+                "revision": exc.revision,
+                "answers": exc.answers,
+            },
+            status=409,
+        )
+    return JsonResponse({"saved": True, "revision": revision})
 
 
 def _sse(messages: Generator[dict[str, Any], None, None]) -> Iterator[bytes]:

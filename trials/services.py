@@ -711,35 +711,6 @@ def participant_screen(
         )
 
 
-def answers_save_draft(
-    *, participant: Participant, stage_key: str, answers: dict[str, Any]
-) -> None:
-    """Autosave the answers of the current question stage (survey, quiz, screening). Only
-    keys of the stage's questions are kept; nothing is stored once the stage is over."""
-    participant = participant_sync_clock(participant=participant)
-    stage = participant.current_stage
-    if stage is None or stage.key != stage_key:
-        raise StageConflict("this step is not the current one")
-    questions = stage_questions(participant, stage)
-    keys = {q["key"] for q in questions} | {f"{q['key']}__idk" for q in questions}
-    if not keys:
-        raise TrialError(f"stage '{stage_key}' has no questions to save")
-    draft = {key: value for key, value in answers.items() if key in keys and _draft_value_ok(value)}
-    updated = StageRecord.objects.filter(
-        participant=participant, stage=stage, ended_at__isnull=True
-    ).update(draft=draft, draft_saved_at=timezone.now())
-    if not updated:
-        raise StageConflict("this step is over")
-
-
-def _draft_value_ok(value: Any) -> bool:
-    if isinstance(value, str):
-        return len(value) <= 10_000 and "\x00" not in value
-    if isinstance(value, list):
-        return len(value) <= 50 and all(isinstance(v, str) and len(v) <= 200 for v in value)
-    return False
-
-
 def stage_questions(participant: Participant, stage: Stage) -> list[dict[str, Any]]:
     """The questions a stage shows, as this participant sees them (for a quiz: in their
     recorded order, and without keys, rubrics or tests)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -19,9 +20,9 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_http_methods
 
-from trials import chat, coding, identity, services
+from trials import answers, chat, coding, identity, question_pages, services
 from trials.forms import ConsentForm, QuestionForm
-from trials.models import Participant, Stage, StageRecord, TaskState, Trial
+from trials.models import Participant, Stage, TaskState, Trial
 from trials.rendering import render_markdown
 from trials.selectors import live_trial, participant_tools
 from trials.tasks import load_task
@@ -267,13 +268,29 @@ def stage(request: HttpRequest, slug: str, stage_key: str) -> HttpResponse:
     current = participant.current_stage
     if current is None or current.key != stage_key:
         # A later stage's URL, a replayed form or a second tab: go where the server says.
+        _say_answers_unused(request, trial, stage_key)
         return _redirect_to_current(trial, participant)
     handler = STAGE_HANDLERS[current.type]
     try:
         return handler(request, trial, participant, current)
     except services.StageConflict:
         participant.refresh_from_db()
+        _say_answers_unused(request, trial, stage_key)
         return _redirect_to_current(trial, participant)
+
+
+def _say_answers_unused(request: HttpRequest, trial: Trial, stage_key: str) -> None:
+    # A question page submitted after its step was finished (in another tab or window) is
+    # not silently dropped: the next page says so.
+    if (
+        request.method == "POST"
+        and trial.stages.filter(key=stage_key, type__in=QUESTION_STAGES).exists()
+    ):
+        messages.info(
+            request,
+            "That step had already been finished in another tab or window, so the answers "
+            "sent from that page were not used. You are now at the next step.",
+        )
 
 
 def _page(
@@ -331,38 +348,66 @@ def _consent(
     )
 
 
-def _draft(participant: Participant, stage: Stage) -> dict[str, Any]:
-    record = StageRecord.objects.filter(participant=participant, stage=stage).first()
-    return dict(record.draft) if record else {}
-
-
 def _questions(
     request: HttpRequest, trial: Trial, participant: Participant, stage: Stage
 ) -> HttpResponse:
-    """Screening, survey and quiz pages: a form of the stage's questions, autosaved."""
+    """Screening, survey and quiz pages: a form of the stage's questions, autosaved. A quiz is
+    finished in two steps: "Review answers" saves and shows the review screen, "Submit answers"
+    there submits the saved answers. A form whose answers were changed in another tab since it
+    was shown is refused (409) and shows the newer ones."""
     questions = services.stage_questions(participant, stage)
-    form = QuestionForm(questions, request.POST or None, initial=_draft(participant, stage))
-    if request.method == "POST" and form.is_valid():
-        if stage.type == Stage.Type.SCREENING:
+    saved = answers.stage_answers(participant=participant, stage=stage, questions=questions)
+    is_quiz = stage.type == Stage.Type.QUIZ
+    step = request.POST.get("step", "") if request.method == "POST" else ""
+    # A form from the page always says which revision it shows; other clients may not.
+    base_revision = request.POST.get("revision") if request.method == "POST" else None
+    stale = base_revision is not None and base_revision != saved.revision
+    form = QuestionForm(questions, initial=saved.answers)
+    review = is_quiz and request.method != "POST" and request.GET.get("review") == "1"
+    if stale:
+        review = step == "submit"
+    elif is_quiz and step == "submit":
+        form = QuestionForm(questions, question_pages.form_data(saved.answers))
+        form.is_valid()  # the saved answers, cleaned as a submitted form would be
+        participant = services.participant_complete_stage(
+            participant=participant, stage_key=stage.key, answers=form.answers()
+        )
+        return _redirect_to_current(trial, participant)
+    elif request.method == "POST":
+        form = QuestionForm(questions, request.POST)
+        if form.is_valid() and is_quiz and step == "review":
+            try:
+                answers.answers_save_draft(
+                    participant=participant,
+                    stage=stage,
+                    questions=questions,
+                    answers=form.answers(),
+                    base_revision=base_revision,
+                )
+            except answers.AnswersChanged:
+                stale = True
+                saved = answers.stage_answers(
+                    participant=participant, stage=stage, questions=questions
+                )
+                form = QuestionForm(questions, initial=saved.answers)
+            else:
+                return redirect(f"{_stage_url(trial, stage)}?review=1")
+        elif form.is_valid() and stage.type == Stage.Type.SCREENING:
             participant = services.participant_screen(
                 participant=participant, stage_key=stage.key, answers=form.answers()
             )
-        else:
+            return _redirect_to_current(trial, participant)
+        elif form.is_valid():
             participant = services.participant_complete_stage(
                 participant=participant, stage_key=stage.key, answers=form.answers()
             )
-        return _redirect_to_current(trial, participant)
-    status = 400 if request.method == "POST" else 200
-    autosave_url = reverse("trials:api_answers", args=[trial.slug])
-    return _page(
-        request,
-        "trials/questions.html",
-        trial,
-        participant,
-        stage,
-        {"form": form, "autosave_url": autosave_url},
-        status,
+            return _redirect_to_current(trial, participant)
+    status = 409 if stale else 400 if request.method == "POST" else 200
+    context = question_pages.page_context(
+        form=form, questions=questions, saved=saved, is_quiz=is_quiz, review=review
     )
+    context |= {"stale": stale, "autosave_url": reverse("trials:api_answers", args=[trial.slug])}
+    return _page(request, "trials/questions.html", trial, participant, stage, context, status)
 
 
 def _instructions(
@@ -469,6 +514,7 @@ def _debrief(
 
 StageHandler = Callable[[HttpRequest, Trial, Participant, Stage], HttpResponse]
 
+QUESTION_STAGES = (Stage.Type.SCREENING, Stage.Type.QUIZ, Stage.Type.SURVEY)
 STAGE_HANDLERS: dict[str, StageHandler] = {
     Stage.Type.CONSENT: _consent,
     Stage.Type.SCREENING: _questions,
