@@ -396,6 +396,7 @@ TOP_FIELDS = (
     "description",
     "completion_redirect_url",
     "assistant_spend_cap_usd",
+    "allow_phones",
     "randomization",
     "arms",
     "baseline",
@@ -515,6 +516,9 @@ class _Loader:
             if cap <= 0:
                 check.error(("assistant_spend_cap_usd",), "must be a positive amount")
             data["assistant_spend_cap_usd"] = float(cap)
+        # Stored only when true, so definitions without it keep their protocol hash.
+        if check.get(raw, (), "allow_phones", bool, default=False):
+            data["allow_phones"] = True
         data["arms"] = self.arms(check, raw)
         data["baseline"] = self.baseline(check, raw)
         data["eligibility"] = self.eligibility(check, raw, data["baseline"])

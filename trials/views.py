@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -303,6 +304,17 @@ def _page(
     status: int = 200,
 ) -> HttpResponse:
     stages = list(trial.stages.order_by("order"))
+    position = stages.index(stage)
+    # Someone whose previous stage's time ran out (on the page, or while they were away) is
+    # told so on the stage they were moved to, not silently dropped into it.
+    records = participant.stage_records
+    timed_out = (
+        records.filter(
+            stage=stages[position - 1], end_reason=records.model.EndReason.TIMED_OUT
+        ).first()
+        if position > 0
+        else None
+    )
     remaining = None
     if participant.stage_deadline is not None:
         remaining = max(0, math.ceil((participant.stage_deadline - timezone.now()).total_seconds()))
@@ -310,7 +322,9 @@ def _page(
         "trial": trial,
         "participant": participant,
         "stage": stage,
-        "stage_number": stages.index(stage) + 1,
+        "stage_number": position + 1,
+        "timed_out_stage": timed_out.stage if timed_out else None,
+        "timed_out_at": timed_out.deadline if timed_out else None,
         "stage_count": len(stages),
         "remaining_seconds": remaining,
         "tools": sorted(participant_tools(participant)),
@@ -428,6 +442,15 @@ def _task(
     # Only what a participant may see: title, instructions, their code. Never the hidden
     # tests or the reference solution.
     tasks = [load_task(trial.files, folder) for folder in stage.config.get("tasks", [])]
+    if request.method != "POST" and is_phone(request) and not trial.definition.get("allow_phones"):
+        return _page(
+            request,
+            "trials/use_computer.html",
+            trial,
+            participant,
+            stage,
+            {"resume_link": _resume_link(request, trial, participant)},
+        )
     if request.method == "POST":
         code = {
             # NUL cannot be stored in PostgreSQL text; it is never meaningful in code.
@@ -477,6 +500,7 @@ def _task(
         "remaining_seconds": remaining,
         "tools": tools,
         "participant_ref": participant.public_code,
+        "max_code_chars": coding.MAX_CODE_CHARS,
     }
     if "assistant" in tools:
         # Only the assistant arm, only in stages that allow it, gets the chat's endpoint
@@ -493,6 +517,24 @@ def _task(
         stage,
         {"tasks": views, "api": api, "page_state": page_state},
     )
+
+
+def is_phone(request: HttpRequest) -> bool:
+    """A phone by its own account: the client hint Chromium sends, or "Mobi" in the user agent
+    (every phone browser's; tablets leave it out and get the task)."""
+    return request.headers.get("Sec-CH-UA-Mobile") == "?1" or "Mobi" in request.headers.get(
+        "User-Agent", ""
+    )
+
+
+def _resume_link(request: HttpRequest, trial: Trial, participant: Participant) -> str:
+    """The entry link that brings this person back on a computer: with their external id it
+    leads to the resume step (and their resume code); without one, the link alone."""
+    url = request.build_absolute_uri(reverse("trials:entry", args=[trial.slug]))
+    parameter = identity.ParticipantRules.of(trial).external_id
+    if parameter and participant.external_id:
+        url += "?" + urlencode({parameter: participant.external_id})
+    return url
 
 
 def _debrief(

@@ -19,6 +19,10 @@ export const STATES = Object.freeze({
   OFFLINE: "offline", // the server could not be reached (or failed); retrying with backoff
   ERROR: "error", // the server refused for another reason; retrying with backoff
   CONFLICT: "conflict", // another tab saved a newer version; waiting for the participant
+  // Longer than the server accepts (it answers 400): not sent, not retried; the last saved
+  // version stays on the server and this code in the browser, until it is made shorter.
+  TOO_LONG: "too_long",
+  REFUSED: "refused", // the server refused the save for another stated reason (400): final
   STAGE_OVER: "stage_over",
 });
 
@@ -47,6 +51,7 @@ export class TaskSaver {
     beacon = null,
     storage,
     draftKey: key,
+    maxChars = Infinity,
     now = Date.now,
     timers = globalThis,
     debounceMs = 1500,
@@ -57,7 +62,7 @@ export class TaskSaver {
     onStageOver = () => {},
   }) {
     Object.assign(this, { stage, task, version, savedCode, getCode, post, beacon, storage });
-    Object.assign(this, { now, timers, debounceMs, maxWaitMs, backoff });
+    Object.assign(this, { now, timers, debounceMs, maxWaitMs, backoff, maxChars });
     Object.assign(this, { onState, onConflict, onStageOver });
     this.draftKey = key;
     this.state = STATES.SAVED;
@@ -67,6 +72,7 @@ export class TaskSaver {
     this.nextAttemptAt = 0;
     this.inflight = null;
     this.conflict = null;
+    this.refusal = ""; // the server's reason, in the REFUSED state
     // Code sent without a confirmed answer (beacons, timed-out requests). If the server's newer
     // version turns out to hold one of these, that version is our own save, not another tab's.
     this.unconfirmed = [];
@@ -74,6 +80,11 @@ export class TaskSaver {
 
   get dirty() {
     return this.getCode() !== this.savedCode;
+  }
+
+  /** Code the server would refuse for its length: never sent. */
+  tooLong(code) {
+    return code.length > this.maxChars;
   }
 
   get blocked() {
@@ -118,8 +129,13 @@ export class TaskSaver {
       this.markClean();
       return;
     }
+    if (this.tooLong(this.getCode())) {
+      this.clearTimer();
+      this.setState(STATES.TOO_LONG);
+      return;
+    }
     if (this.firstDirtyAt == null) this.firstDirtyAt = t;
-    if (this.state === STATES.SAVED) this.setState(STATES.DIRTY);
+    if ([STATES.SAVED, STATES.TOO_LONG, STATES.REFUSED].includes(this.state)) this.setState(STATES.DIRTY);
     let wait = Math.min(this.debounceMs, this.firstDirtyAt + this.maxWaitMs - t);
     wait = Math.max(wait, this.nextAttemptAt - t);
     if (this.inflight) return; // the in-flight save reschedules when it ends
@@ -146,6 +162,10 @@ export class TaskSaver {
       const code = this.getCode();
       if (code === this.savedCode) {
         this.markClean();
+        return this.state;
+      }
+      if (this.tooLong(code)) {
+        this.setState(STATES.TOO_LONG);
         return this.state;
       }
       this.inflight = this.send(code, source);
@@ -183,6 +203,7 @@ export class TaskSaver {
       this.failures = 0;
       this.nextAttemptAt = 0;
       this.unconfirmed = [];
+      this.refusal = "";
       if (this.getCode() === code) {
         this.markClean();
       } else {
@@ -202,6 +223,16 @@ export class TaskSaver {
     }
     if (status === 409 && data && data.error === "conflict") {
       return this.handleConflict(data);
+    }
+    if (status === 400 || status === 413) {
+      // A refusal that sending again cannot change (too long, malformed): say so once and stop.
+      // The server still has the last version it accepted; the draft keeps this code.
+      this.clearTimer();
+      this.writeDraft();
+      const message = data && typeof data.message === "string" ? data.message : "";
+      this.refusal = message;
+      this.setState(status === 413 || /longer than/.test(message) ? STATES.TOO_LONG : STATES.REFUSED);
+      return this.state;
     }
     // Unreachable, 5xx, 403, timeout... The request may still have been stored (a timeout after
     // the server committed), so remember the code as possibly saved.
@@ -278,6 +309,7 @@ export class TaskSaver {
   beaconSave() {
     if (!this.beacon || this.blocked || !this.dirty) return false;
     const code = this.getCode();
+    if (this.tooLong(code)) return false;
     this.writeDraft();
     if (this.unconfirmed.includes(code)) return true; // already sent (visibilitychange, then pagehide)
     const body = {
@@ -302,7 +334,7 @@ export class TaskSaver {
   retryNow() {
     this.failures = 0;
     this.nextAttemptAt = 0;
-    if (!this.blocked && this.dirty) return this.save("autosave");
+    if (!this.blocked && this.dirty && this.state !== STATES.REFUSED) return this.save("autosave");
     return Promise.resolve(this.state);
   }
 

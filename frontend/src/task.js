@@ -13,6 +13,7 @@ import { sha256Hex } from "./sha256.js";
 import { isoTime, normalizeNewlines, withTimeout } from "./util.js";
 import { renderChecks, renderMessage, renderRun, showSaveState } from "./ui.js";
 import { COPY_TEXT_CHARS, assistantOrigin, setUpAssistant } from "./chat.js";
+import { setUpDrawers } from "./drawer.js";
 
 const RUN_TIMEOUT_MS = 90000; // a Run waits at most 30 s for a free runner, then runs 15 s at most
 // A Check is never dropped for load: it waits its turn in the server's queue, however long.
@@ -34,6 +35,7 @@ function start() {
   const storage = safeStorage(window);
   const finishButton = form.querySelector("[data-finish]");
   const finishMessage = form.querySelector("[data-finish-message]");
+  const finishDialog = document.querySelector("[data-finish-dialog]");
   let leaving = false;
   let finishing = false;
 
@@ -72,6 +74,8 @@ function start() {
     emit,
     onStageOver: (url) => leave(url, { save: false }),
   });
+  // Below 1400 px the assistant's panel is a drawer over the page (layout only).
+  const drawers = assistant ? setUpDrawers({ storage, widthKey: `${prefix}:drawer-width` }) : null;
 
   function setUpTask(section, info) {
     const $ = (selector) => section.querySelector(selector);
@@ -138,13 +142,17 @@ function start() {
       beacon: (body) => sendBeaconForm(api.save, body),
       storage,
       draftKey: key,
-      onState: (state) => showSaveState(task.statusNode, state),
+      maxChars: Number.isInteger(page.max_code_chars) ? page.max_code_chars : Infinity,
+      onState: (state) => showSaveState(task.statusNode, state, task.saver),
       onConflict: () => {
         task.conflictNode.hidden = false;
       },
       onStageOver: (url) => leave(url, { save: false }),
     });
 
+    // The editor's text is a tab stop already (contenteditable); saying so lets checkers such as
+    // axe see that its scrolling box is reachable by keyboard. No extra tab stop.
+    task.editor.view.contentDOM.setAttribute("tabindex", "0");
     // The editor replaces the textarea, which stays in the form (hidden) for the final POST.
     textarea.value = task.editor.getCode();
     textarea.hidden = true;
@@ -325,6 +333,8 @@ function start() {
     if (leaving) return;
     leaving = true;
     if (assistant) assistant.close();
+    if (drawers) drawers.close();
+    if (finishDialog && finishDialog.open) finishDialog.close();
     for (const task of tasks) {
       task.log.close();
       task.editor.setReadOnly(true);
@@ -373,6 +383,46 @@ function start() {
     for (const task of tasks) task.saver.retryNow();
   });
 
+  // Finishing before the time is up, or with a task whose checks have not all passed, asks
+  // first: one click must not end a timed stage.
+  const stageEnd =
+    typeof page.remaining_seconds === "number" && Number.isFinite(page.remaining_seconds)
+      ? performance.now() + page.remaining_seconds * 1000
+      : null;
+  let finishConfirmed = false;
+
+  function finishQuestion() {
+    const left = stageEnd === null ? null : Math.floor((stageEnd - performance.now()) / 1000);
+    const open = tasks.filter((t) => !t.completed).length;
+    const parts = [];
+    if (left !== null && left > 0) {
+      const minutes = Math.floor(left / 60);
+      const time =
+        minutes >= 1 ? `${minutes} minute${minutes === 1 ? "" : "s"}` : "less than a minute";
+      parts.push(`You still have ${time} left in this stage`);
+    }
+    if (open > 0) {
+      const what =
+        tasks.length === 1
+          ? "your task has not passed all its checks yet"
+          : `${open} of ${tasks.length} tasks ${open === 1 ? "has" : "have"} not passed all their checks yet`;
+      parts.push(parts.length ? `and ${what}` : what.charAt(0).toUpperCase() + what.slice(1));
+    }
+    return parts.length ? `${parts.join(", ")}.` : null;
+  }
+
+  if (finishDialog) {
+    finishDialog.querySelector("[data-finish-cancel]").addEventListener("click", () => finishDialog.close());
+    finishDialog.querySelector("[data-finish-confirm]").addEventListener("click", () => {
+      finishConfirmed = true;
+      finishDialog.close();
+      form.requestSubmit(finishButton);
+    });
+    finishDialog.addEventListener("close", () => {
+      if (!finishConfirmed && !leaving) finishButton.focus();
+    });
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (finishing || leaving) return;
@@ -383,6 +433,21 @@ function start() {
       conflicted.conflictNode.querySelector("button").focus();
       return;
     }
+    const tooLong = tasks.find((t) => t.saver.tooLong(t.editor.getCode()));
+    if (tooLong) {
+      finishMessage.textContent =
+        "The code of a task is longer than the most a task can hold. Shorten it before finishing; your last saved version is kept.";
+      tooLong.editor.view.focus();
+      return;
+    }
+    const question = finishQuestion();
+    if (question && finishDialog && !finishConfirmed) {
+      finishDialog.querySelector("[data-finish-summary]").textContent = question;
+      finishMessage.textContent = "";
+      finishDialog.showModal();
+      return;
+    }
+    finishConfirmed = false;
     finishing = true;
     finishButton.disabled = true;
     finishMessage.textContent = "Saving your work…";
@@ -500,18 +565,11 @@ function start() {
   // server can close the stage.
   if (typeof page.remaining_seconds === "number" && Number.isFinite(page.remaining_seconds)) {
     const end = performance.now() + page.remaining_seconds * 1000;
+    // The 5- and 1-minute warnings are countdown.js's (every timed page has them).
     const announce = document.querySelector("[data-time-announce]");
-    const marks = [
-      [300, "Five minutes left."],
-      [60, "One minute left."],
-    ].filter(([at]) => page.remaining_seconds > at);
     let savedEarly = false;
     const tick = () => {
       const left = (end - performance.now()) / 1000;
-      while (marks.length && left <= marks[0][0]) {
-        const [, text] = marks.shift();
-        if (announce) announce.textContent = text;
-      }
       if (left <= 5 && !savedEarly) {
         savedEarly = true;
         for (const task of tasks) {

@@ -32,8 +32,21 @@ export const SAVE_TEXT = {
   [STATES.STAGE_OVER]: "This stage has ended",
 };
 
-export function showSaveState(node, state) {
-  node.textContent = SAVE_TEXT[state] ?? "";
+/** `saver` (a TaskSaver) gives the limit and the server's reason for the final states. */
+export function showSaveState(node, state, saver = null) {
+  let text = SAVE_TEXT[state] ?? "";
+  if (state === STATES.TOO_LONG) {
+    const limit = saver && Number.isFinite(saver.maxChars) ? saver.maxChars.toLocaleString("en") : null;
+    const why =
+      saver && saver.refusal
+        ? saver.refusal // the server's words, when it refused
+        : `this code is longer than ${limit ? `${limit} characters` : "the limit"}, the most a task can hold`;
+    text = `Not saved: ${why}. Shorten it to save it again. Your last saved version is kept.`;
+  } else if (state === STATES.REFUSED) {
+    const reason = saver && saver.refusal ? `: ${saver.refusal}` : "";
+    text = `Not saved — the server refused this version${reason}. Your last saved version is kept.`;
+  }
+  node.textContent = text;
   node.dataset.state = state;
 }
 

@@ -297,3 +297,52 @@ test("conflict codes with Windows newlines compare as the editor holds them", as
   assert.equal(saver.version, 7);
   assert.equal(saver.state, STATES.SAVED);
 });
+
+test("a 400 for code that is too long is final: shown once, not retried, the saved version kept", async () => {
+  // A server without a length limit of its own in the client: the client was given none.
+  const server = fakeServer((body) =>
+    body.code.length > 20
+      ? { status: 400, data: { error: "refused", message: "the code is longer than 20 characters" } }
+      : { status: 200, data: { version: 1 } },
+  );
+  const { saver, clock, storage, type, states } = makeSaver({ server });
+  type("x".repeat(50));
+  await clock.advance(2000);
+  assert.equal(server.requests.length, 1);
+  assert.equal(saver.state, STATES.TOO_LONG);
+  assert.equal(saver.refusal, "the code is longer than 20 characters");
+  await clock.advance(120_000); // no retry, however long
+  assert.equal(server.requests.length, 1);
+  assert.ok(!states.includes(STATES.ERROR) && !states.includes(STATES.OFFLINE), states.join());
+  // Nothing saved is lost: the server's version stays the base, the long code stays as a draft.
+  assert.equal(saver.version, 0);
+  assert.equal(readJSON(storage, draftKey("skilltrial:p1", "task1", "tasks/one")).code.length, 50);
+  // Shortened, it saves again.
+  type("short");
+  await clock.advance(2000);
+  assert.equal(server.requests.length, 2);
+  assert.equal(saver.state, STATES.SAVED);
+});
+
+test("code over the known limit is never sent, and saves again once short enough", async () => {
+  const server = versionedServer();
+  const { saver, clock, type } = makeSaver({ server, maxChars: 10 });
+  type("y".repeat(11));
+  await clock.advance(5000);
+  assert.equal(await saver.save("blur"), STATES.TOO_LONG);
+  assert.equal(server.requests.length, 0);
+  type("y".repeat(10));
+  await clock.advance(2000);
+  assert.equal(server.requests.length, 1);
+  assert.equal(saver.state, STATES.SAVED);
+});
+
+test("another 400 is final too, with the server's reason", async () => {
+  const server = fakeServer(() => ({ status: 400, data: { error: "bad_request", message: "'code' must be text" } }));
+  const { saver, clock, type } = makeSaver({ server });
+  type("abc");
+  await clock.advance(60_000);
+  assert.equal(server.requests.length, 1);
+  assert.equal(saver.state, STATES.REFUSED);
+  assert.equal(saver.refusal, "'code' must be text");
+});

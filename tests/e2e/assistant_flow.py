@@ -88,8 +88,15 @@ class ChatPanel:
     def last_reply(self) -> Locator:
         return self.replies.last
 
+    def open(self) -> None:
+        """Below 1400 px the panel is a drawer, opened from the task's heading."""
+        if not self.panel.is_visible():
+            self.section.get_by_role("button", name="Open the AI assistant").click()
+            expect(self.panel).to_be_visible()
+
     def ask(self, question: str) -> None:
         """Type the question and press Enter (Shift+Enter would start a new line)."""
+        self.open()
         self.box.click()
         self.box.fill(question)
         self.box.press("Enter")

@@ -174,7 +174,12 @@ def submit_questions(page: Page, next_stage: str) -> None:
 
 
 def finish_task_stage(page: Page, next_stage: str) -> None:
+    """Finish a coding stage; before its time is up (or with a task unpassed) the page asks
+    first, and the participant confirms."""
     page.get_by_role("button", name="I am done with this stage").click()
+    page.get_by_role("dialog", name="Finish this stage now?").get_by_role(
+        "button", name="Yes, finish this stage"
+    ).click()
     expect(page).to_have_url(stage_url(next_stage))
 
 

@@ -92,6 +92,8 @@ def test_ai_arm_asks_gets_a_streamed_answer_copies_the_code_and_passes(
     )
 
     participant = to_main_tasks(page, trial, "ai")
+    # From 1400 px the panel is a column beside the editor (below, a drawer: see the end).
+    page.set_viewport_size({"width": 1440, "height": 900})
     state = page_state(page)
     assert state["assistant"]["url"] == reverse("trials:api_assistant", args=[trial.slug])
     assert state["assistant"]["history"] == {TASK: [], "tasks/fetch_all": []}
@@ -229,14 +231,20 @@ def test_ai_arm_asks_gets_a_streamed_answer_copies_the_code_and_passes(
     assert task.code() == SOLUTION_BLOCK
     shot(page, chat, artifacts / "assistant-3-after-reload.png")
 
-    # On a narrow screen the panel sits between the instructions and the editor.
+    # On a narrower screen the panel is a drawer over the right of the page, the window's
+    # height, opened from the task's heading; the instructions and the editor stay as they are.
     page.set_viewport_size({"width": 800, "height": 900})
+    expect(chat.panel).to_be_hidden()
     instructions = chat.section.locator("[data-region=instructions]").bounding_box()
-    panel = chat.panel.bounding_box()
     editor = task.editor.bounding_box()
+    chat.open()
+    panel = chat.panel.bounding_box()
     assert instructions and panel and editor
-    assert instructions["y"] < panel["y"] < editor["y"]
-    chat.panel.screenshot(path=str(artifacts / "assistant-4-narrow.png"))
+    assert panel["x"] + panel["width"] == pytest.approx(800, abs=1)
+    assert panel["height"] == pytest.approx(900, abs=1)
+    assert chat.section.locator("[data-region=instructions]").bounding_box() == instructions
+    assert task.editor.bounding_box() == editor
+    page.screenshot(path=str(artifacts / "assistant-4-narrow.png"))
     leave(page)
 
 
