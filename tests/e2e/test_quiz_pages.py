@@ -1,6 +1,7 @@
 """The quiz page in a real browser: every item type comes back exactly after a reload, "I don't
 know" never ticks itself, Enter never submits, the review screen lists what is unanswered
-before the only button that submits, and a stale second tab is told instead of overwriting."""
+before the only button that submits, and a stale second tab is told instead of overwriting.
+The quiz page, its review screen and the stale tab's notice pass axe-core (serious, critical)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from quizzes.models import ItemResponse, QuizAttempt
 from tests.conftest import ELIGIBLE_ANSWERS
+from tests.e2e.axe import assert_no_axe_violations
 from tests.e2e.flow import (
     ENTRY,
     consent,
@@ -219,6 +221,7 @@ def test_enter_never_submits_and_the_review_lists_what_is_unanswered(
     assert not any(text.startswith(f"Question {numbers['start_time']}:") for text in listed)
     assert any(text.startswith(f"Question {numbers['attention']}:") for text in listed)
     assert ItemResponse.objects.count() == 0  # nothing is submitted by the review
+    assert_no_axe_violations(page, "the quiz's review screen")
     screenshot(page, artifacts, "quiz-review-1280")
     page.set_viewport_size(PHONE)
     screenshot(page, artifacts, "quiz-review-390")
@@ -229,6 +232,7 @@ def test_enter_never_submits_and_the_review_lists_what_is_unanswered(
     expect(item(page, "start_time").locator('[name="start_time"]')).to_have_value("3")
     first_part_screenshot(page, artifacts, "quiz-first-part-390")
     page.set_viewport_size(DESKTOP)
+    assert_no_axe_violations(page, "the quiz page")
     first_part_screenshot(page, artifacts, "quiz-first-part-1280")
     page.get_by_role("button", name="Review answers").click()
     page.get_by_role("button", name="Submit answers").click()
@@ -253,6 +257,7 @@ def test_a_stale_tab_is_told_and_cannot_overwrite_newer_answers(page: Page, tria
     expect(notice).to_be_visible()
     expect(notice).to_contain_text("changed in another tab or window")
     expect(stale.locator("#autosave-status")).to_contain_text("Not saved")
+    assert_no_axe_violations(stale, "the quiz page telling a stale tab")
     assert draft(participant) == {"nursery_exit": "b"}
     # Its Review button does not send its outdated answers either.
     stale.get_by_role("button", name="Review answers").click()
