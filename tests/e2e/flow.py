@@ -307,7 +307,12 @@ class ResponseLog:
             try:
                 body = response.body().decode("utf-8", "replace")
             except Error as exc:
-                self.unreadable.append(f"{response.request.resource_type} {response.url}: {exc}")
+                # An icon or a font the browser dropped while the page navigated (the favicon
+                # often) carries no text to check; anything else must be readable.
+                if response.request.resource_type not in ("image", "font"):
+                    self.unreadable.append(
+                        f"{response.request.resource_type} {response.url}: {exc}"
+                    )
                 return
         self._add(
             response.url,
