@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.conftest import ELIGIBLE_ANSWERS, SAMPLE_DIR
+from tests.e2e.axe import assert_no_axe_violations
 from tests.e2e.flow import (
     ENTRY,
     ResponseLog,
@@ -99,7 +100,16 @@ def test_participant_completes_the_trial_and_no_response_leaks_secrets(
     answers = dict(ELIGIBLE_ANSWERS, coding_years=coding_years_for_arm(trial, arm))
 
     def shot(n: int, stage: str) -> None:
+        """Every participant page: no serious accessibility problem, and a picture of it at
+        the three sizes people use (the default one, a wide screen, a phone)."""
+        assert_no_axe_violations(page, f"{arm} {stage}")
         screenshot(page, artifacts, f"{arm}-{n}-{stage}")
+        default = page.viewport_size
+        for width, height in ((1920, 1080), (390, 844)):
+            page.set_viewport_size({"width": width, "height": height})
+            screenshot(page, artifacts, f"{arm}-{n}-{stage}-{width}x{height}")
+        if default is not None:
+            page.set_viewport_size(default)
 
     # Consent and screening.
     page.goto(ENTRY)
