@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import ELIGIBLE_ANSWERS
+from tests.e2e.axe import assert_no_axe_violations
 from tests.e2e.flow import (
     ENTRY,
     TaskPanel,
@@ -99,6 +100,7 @@ def test_a_no_ai_participant_in_a_new_browser_keeps_their_arm_only_after_the_res
         expect(second.locator(".cm-content")).to_have_count(0)
         expect(second.get_by_text(code)).to_have_count(0)
         screenshot(second, artifacts, "resume-2-new-browser-asked-for-the-code")
+        assert_no_axe_violations(second, "the resume page")
 
         # Going straight to the stage's address leads back to the resume step.
         second.goto(stage_path("warmup"))
@@ -110,6 +112,7 @@ def test_a_no_ai_participant_in_a_new_browser_keeps_their_arm_only_after_the_res
         second.get_by_label("Resume code").fill("2222-2222")
         second.get_by_role("button", name="Continue here").click()
         expect(second.locator("#resume-error")).to_contain_text("not the resume code")
+        assert_no_axe_violations(second, "the resume page with a wrong code")
         expect(second.locator(".cm-content")).to_have_count(0)
 
         # The right code, typed in lower case: the same participant, stage, arm and code.
@@ -130,6 +133,7 @@ def test_a_no_ai_participant_in_a_new_browser_keeps_their_arm_only_after_the_res
         expect(page.get_by_role("heading", name="You continued in another browser")).to_be_visible()
         expect(page.locator(".cm-content")).to_have_count(0)
         screenshot(page, artifacts, "resume-4-first-browser-told")
+        assert_no_axe_violations(page, "the page telling the first browser")
     finally:
         close(other)
     assert not errors, errors
