@@ -349,3 +349,43 @@ def walk_to_warmup(page: Page, trial: Trial) -> Participant:
     participant = participant_in(page.context, trial)
     assert participant.public_code == page_state(page)["participant_ref"]
     return participant
+
+
+# --- by keyboard ------------------------------------------------------------------------------
+
+
+def tab_to(page: Page, test: str, arg: Any = None, *, limit: int = 120) -> None:
+    """Press Tab until the focused element passes ``test`` (a JavaScript function of the
+    element and ``arg``), as a keyboard user moves through the page. In the code editor, where
+    Tab indents, Escape comes first (as the editor's hint says) so that the next Tab leaves it."""
+    for _ in range(limit):
+        if page.evaluate("() => document.activeElement.classList.contains('cm-content')"):
+            page.keyboard.press("Escape")
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(arg) => ({test})(document.activeElement, arg)", arg):
+            return
+    raise AssertionError(f"Tab never reached an element for which {test} holds ({arg!r})")
+
+
+def press_button(page: Page, name: str) -> None:
+    tab_to(page, "(el, name) => el.tagName === 'BUTTON' && el.innerText.trim() === name", name)
+    page.keyboard.press("Enter")
+
+
+def consent_and_screening_by_keyboard(page: Page, answers: dict[str, str]) -> None:
+    """From the entry page to the first stage after screening: Space ticks consent, each
+    question's radio group is entered with Tab and its answer chosen with the arrow keys."""
+    expect(page).to_have_url(stage_url("consent"))
+    tab_to(page, "(el) => el.type === 'checkbox'")
+    page.keyboard.press("Space")
+    press_button(page, "I agree — continue")
+    expect(page).to_have_url(stage_url("screening"))
+    for key, value in answers.items():
+        tab_to(page, "(el, key) => el.name === key", key)
+        page.keyboard.press("Space")
+        for _ in range(10):
+            if page.evaluate("(v) => document.activeElement.value === v", value):
+                break
+            page.keyboard.press("ArrowDown")
+        assert page.locator(f'[name="{key}"]:checked').get_attribute("value") == value, key
+    press_button(page, "Continue")

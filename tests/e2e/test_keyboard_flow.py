@@ -11,7 +11,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ELIGIBLE_ANSWERS
-from tests.e2e.flow import ENTRY, participant_in, stage_url
+from tests.e2e.flow import (
+    ENTRY,
+    consent_and_screening_by_keyboard,
+    participant_in,
+    press_button,
+    stage_url,
+    tab_to,
+)
 from trials.models import Participant, StageRecord, Trial
 
 pytestmark = pytest.mark.e2e
@@ -27,23 +34,6 @@ FIELDS = """() => {
   }
   return seen;
 }"""
-
-
-def tab_to(page: Page, test: str, arg: object = None, *, limit: int = 120) -> None:
-    """Tab until the focused element passes ``test``; in the code editor, where Tab indents,
-    Escape first (as the editor's hint says) so that the next Tab leaves it."""
-    for _ in range(limit):
-        if page.evaluate("() => document.activeElement.classList.contains('cm-content')"):
-            page.keyboard.press("Escape")
-        page.keyboard.press("Tab")
-        if page.evaluate(f"(arg) => ({test})(document.activeElement, arg)", arg):
-            return
-    raise AssertionError(f"Tab never reached an element for which {test} holds ({arg!r})")
-
-
-def press_button(page: Page, name: str) -> None:
-    tab_to(page, "(el, name) => el.tagName === 'BUTTON' && el.innerText.trim() === name", name)
-    page.keyboard.press("Enter")
 
 
 def answer_every_question(page: Page) -> int:
@@ -70,20 +60,7 @@ def finish_coding_stage(page: Page, next_stage: str) -> None:
 
 def test_the_whole_flow_by_keyboard_alone(trial: Trial, page: Page) -> None:
     page.goto(ENTRY)
-    expect(page).to_have_url(stage_url("consent"))
-    tab_to(page, "(el) => el.type === 'checkbox'")
-    page.keyboard.press("Space")
-    press_button(page, "I agree — continue")
-    expect(page).to_have_url(stage_url("screening"))
-
-    for key, value in ELIGIBLE_ANSWERS.items():
-        tab_to(page, "(el, key) => el.name === key", key)
-        page.keyboard.press("Space")
-        for _ in range(10):
-            if page.evaluate("(v) => document.activeElement.value === v", value):
-                break
-            page.keyboard.press("ArrowDown")
-    press_button(page, "Continue")
+    consent_and_screening_by_keyboard(page, ELIGIBLE_ANSWERS)
     expect(page).to_have_url(stage_url("warmup"))
 
     finish_coding_stage(page, "main_tasks")

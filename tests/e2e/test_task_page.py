@@ -26,13 +26,16 @@ from tests.e2e.flow import (
     ENTRY,
     TaskPanel,
     consent,
+    consent_and_screening_by_keyboard,
     fill_questions,
     participant_in,
+    press_button,
     questions_of,
     screenshot,
     stage_path,
     stage_url,
     submit_questions,
+    tab_to,
     walk_to_warmup,
 )
 from trials import coding, services
@@ -418,39 +421,9 @@ def test_a_phone_does_consent_and_screening_then_continues_on_a_computer(
     assert participant_in(context, trial).pk == participant.pk
 
 
-def tab_to(page: Page, test: str, arg: Any = None, *, limit: int = 60) -> None:
-    """Press Tab until the focused element passes ``test`` (a JavaScript function of the
-    element and ``arg``), as a keyboard user moves through the page."""
-    for _ in range(limit):
-        page.keyboard.press("Tab")
-        if page.evaluate(f"(arg) => ({test})(document.activeElement, arg)", arg):
-            return
-    raise AssertionError(f"Tab never reached an element for which {test} holds ({arg!r})")
-
-
-def press_button(page: Page, name: str) -> None:
-    tab_to(page, "(el, name) => el.tagName === 'BUTTON' && el.innerText.trim() === name", name)
-    page.keyboard.press("Enter")
-
-
 def test_consent_screening_and_a_coding_stage_by_keyboard_alone(trial: Trial, page: Page) -> None:
     page.goto(ENTRY)
-    expect(page).to_have_url(stage_url("consent"))
-    tab_to(page, "(el) => el.type === 'checkbox'")
-    page.keyboard.press("Space")
-    press_button(page, "I agree — continue")
-    expect(page).to_have_url(stage_url("screening"))
-
-    # Each question's radio group: Tab into it, then the arrow keys to the answer.
-    for key, value in ELIGIBLE_ANSWERS.items():
-        tab_to(page, "(el, key) => el.name === key", key)
-        page.keyboard.press("Space")
-        for _ in range(10):
-            if page.evaluate("(v) => document.activeElement.value === v", value):
-                break
-            page.keyboard.press("ArrowDown")
-        assert page.locator(f'[name="{key}"]:checked').get_attribute("value") == value, key
-    press_button(page, "Continue")
+    consent_and_screening_by_keyboard(page, ELIGIBLE_ANSWERS)
     expect(page).to_have_url(stage_url("warmup"))
 
     # The editor: typed into, then left with Escape and Tab (Tab alone indents).
