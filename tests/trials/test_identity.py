@@ -11,10 +11,7 @@ id went straight to the stage; without the attempt limit, every wrong code was t
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +19,12 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
 from analysis.consort import consort_table
 from analysis.datasets import analysis_input, dataset_columns, dataset_frame
-from tests import spawned
+from tests.trials.test_concurrency import _run_in_processes
 from trials import services
 from trials.definition import DefinitionInvalid, load_trial_dir
 from trials.identity import (
@@ -611,38 +607,6 @@ needs_postgres = pytest.mark.skipif(
     reason="race tests need PostgreSQL (set DATABASE_URL); SQLite serialises every writer",
 )
 PROCESSES = 6
-TIMEOUT = 60.0
-
-
-def _in_processes(worker: Callable[[Any, Any], Any], jobs: list[Any]) -> list[Any]:
-    """``worker(job, barrier)`` in one spawned process per job (see tests/spawned.py), all
-    released at the same moment by the barrier; their results in job order."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(len(jobs), timeout=TIMEOUT)
-    results = context.Queue()
-    db_name = connections["default"].settings_dict["NAME"]
-    processes = [
-        context.Process(
-            target=spawned.run, args=(db_name, pickle.dumps((worker, job)), barrier, results, i)
-        )
-        for i, job in enumerate(jobs)
-    ]
-    for process in processes:
-        process.start()
-    collected: dict[int, tuple[bool, Any]] = {}
-    try:
-        for _ in processes:
-            index, ok, payload = results.get(timeout=TIMEOUT)
-            collected[index] = (ok, payload)
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    crashes = [payload for ok, payload in collected.values() if not ok]
-    assert not crashes, "a worker process failed:\n" + "\n".join(crashes)
-    return [collected[i][1] for i in range(len(jobs))]
 
 
 def _enter_worker(pids: list[str], barrier: Any) -> list[tuple[str, int, str]]:
@@ -679,7 +643,7 @@ def race_trial(transactional_db: None, sample_definition: Any) -> Trial:
 @needs_postgres
 def test_simultaneous_first_visits_with_one_id_make_one_participant(race_trial):
     pids = [f"race-{i}" for i in range(10)]
-    outcomes = _in_processes(_enter_worker, [pids] * PROCESSES)
+    outcomes = _run_in_processes(_enter_worker, [pids] * PROCESSES)
     per_pid: dict[str, Counter[tuple[int, str]]] = {pid: Counter() for pid in pids}
     for chunk in outcomes:
         for pid, status, location in chunk:
@@ -697,7 +661,7 @@ def test_parallel_guesses_cannot_exceed_the_attempt_limit(race_trial):
     participant = services.participant_enter(
         trial=race_trial, external_ids={"PROLIFIC_PID": "target"}
     )
-    statuses = _in_processes(_guess_worker, [("target", 3)] * PROCESSES)
+    statuses = _run_in_processes(_guess_worker, [("target", 3)] * PROCESSES)
     seen = Counter(status for chunk in statuses for status in chunk)
     assert seen == {
         400: services.RESUME_MAX_FAILURES,
