@@ -258,9 +258,27 @@ def test_code_that_cannot_be_imported_fails_every_test_with_its_own_error(
     assert "could not be loaded: SyntaxError" in verdict.tests[0]["message"]
 
 
-def test_errors_inside_a_test_hide_their_message() -> None:
-    """A test that crashes (here: comparing with a value of the wrong type) may carry expected
-    values in its message; the participant sees only the exception's type."""
+CRASHING_TESTS = f'''
+from checker import participant
+
+EXPECTED = {{"key": "{CANARY}"}}
+
+
+def test_looks_up_the_answer():
+    assert EXPECTED[participant.call("answer")] == "{CANARY}"
+'''
+
+
+def test_errors_inside_a_test_show_only_their_type(bwrap_config: RunnerConfig) -> None:
+    """A test that crashes on what the participant's code returned (here a KeyError naming
+    it) may carry expected values in its message; the participant sees only the type."""
+    code = f'def answer():\n    return "{CANARY}-guess"\n'
+    verdict = judge_code(tests_source=CRASHING_TESTS, code=code, config=bwrap_config)
+    assert verdict.tests[0]["message"] == "the test could not finish (KeyError)"
+    assert not verdict.tests[0]["passed"]
+
+
+def test_show_names_hides_every_message() -> None:
     specs = test_specs("def test_a():\n    pass\n")
     stdout = json.dumps({"results": [{"name": "test_a", "passed": False, "message": "m"}]})
     assert _parse_verdicts(stdout, specs, "names")[0]["message"] == ""  # type: ignore[index]
