@@ -964,7 +964,7 @@ def _allocate(world: _World, people: list[_Person]) -> dict[str, int]:
         for s in AllocationSequence.objects.select_for_update().filter(trial=trial).order_by("pk")
     }
     eligible = sorted((p for p in people if p.flow == ELIGIBLE), key=lambda p: p.allocated_at)
-    needed = {p.stratum if scheme == "stratified_blocks" else "" for p in eligible}
+    needed = {randomization.sequence_stratum(config, p.stratum) for p in eligible}
     missing = needed - set(locked)
     if missing:
         AllocationSequence.objects.bulk_create(
@@ -977,50 +977,33 @@ def _allocate(world: _World, people: list[_Person]) -> dict[str, int]:
             locked[s.stratum] = s
     next_index = {stratum: row.next_index for stratum, row in locked.items()}
     schedules: dict[str, randomization.BlockSchedule] = {}
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    factors: list[dict[str, Any]] = list(config.get("factors", []))
+    counts: randomization.MinimizationCounts = {}
     if scheme == "minimization":
-        counts = {f["question"]: {} for f in factors}
-        rows = Allocation.objects.filter(trial=trial).values_list(
-            "arm__key", "participant__baseline"
+        counts = randomization.minimization_counts(
+            config,
+            Allocation.objects.filter(trial=trial).values_list("arm__key", "participant__baseline"),
         )
-        for arm_key, baseline in rows:
-            for f in factors:
-                level = str((baseline or {}).get(f["question"], ""))
-                per_arm = counts[f["question"]].setdefault(level, {})
-                per_arm[arm_key] = per_arm.get(arm_key, 0) + 1
     for person in eligible:
-        seq_stratum = person.stratum if scheme == "stratified_blocks" else ""
+        seq_stratum = randomization.sequence_stratum(config, person.stratum)
         index = next_index[seq_stratum]
-        details: dict[str, Any] = {"algorithm_version": randomization.ALGORITHM_VERSION}
-        if scheme == "simple":
-            arm_key = randomization.simple_assign(
-                arm_weights, randomization.make_rng(seed, "simple", index)
-            )
-        elif scheme in ("blocks", "stratified_blocks"):
-            if seq_stratum not in schedules:
-                schedules[seq_stratum] = randomization.BlockSchedule(
-                    arm_weights, config["block_sizes"], seed, seq_stratum
-                )
-            arm_key = schedules[seq_stratum].arm_at(index)
-        elif scheme == "minimization":
-            levels = {f["question"]: str(person.baseline.get(f["question"], "")) for f in factors}
-            result = randomization.minimization_assign(
+        try:
+            assignment = randomization.assign(
+                config,
                 arm_weights,
-                [randomization.MinimizationFactor(f["question"], f["weight"]) for f in factors],
-                counts,
-                levels,
-                randomization.make_rng(seed, "minimization", index),
-                imbalance=config["imbalance"],
-                p_preferred=config["p_preferred"],
+                seed,
+                index=index,
+                stratum=person.stratum,
+                baseline=person.baseline,
+                counts=counts,
+                schedules=schedules,
             )
-            arm_key = result.arm
-            details.update(scores=result.scores, used_preferred=result.used_preferred)
-            for name, level in levels.items():
-                per_arm = counts[name].setdefault(level, {})
-                per_arm[arm_key] = per_arm.get(arm_key, 0) + 1
-        else:
-            raise SyntheticError(f"unknown randomization scheme {scheme!r}")
+        except randomization.RandomizationError as exc:
+            raise SyntheticError(str(exc)) from exc
+        arm_key, details = assignment.arm, dict(assignment.details)
+        if scheme == "minimization":
+            randomization.add_to_counts(
+                counts, randomization.factor_levels(config, person.baseline), arm_key
+            )
         person.arm = arm_key
         person.sequence_stratum = seq_stratum
         person.sequence_number = index + 1

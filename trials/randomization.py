@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
@@ -23,13 +23,19 @@ from typing import Literal
 __all__ = [
     "ALGORITHM_VERSION",
     "ArmWeight",
+    "Assignment",
     "BlockSchedule",
     "MinimizationFactor",
     "MinimizationResult",
     "RandomizationError",
+    "add_to_counts",
+    "assign",
+    "factor_levels",
     "make_rng",
     "minimization_assign",
+    "minimization_counts",
     "permuted_block",
+    "sequence_stratum",
     "simple_assign",
     "validate_arms",
     "validate_block_sizes",
@@ -318,3 +324,95 @@ def minimization_assign(
         preferred=tuple(arm.key for arm in preferred_arms),
         used_preferred=used_preferred,
     )
+
+
+# --- one rule for "which arm is next", used by enrollment and by synthesis ----------------------
+
+MinimizationCounts = dict[str, dict[str, dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    arm: str
+    sequence_stratum: str  # the sequence the index belongs to ("" unless stratified blocks)
+    details: dict[str, object]  # stored with the allocation: algorithm version, scores, ...
+
+
+def sequence_stratum(scheme: Mapping[str, object], stratum: str) -> str:
+    """Which allocation sequence a participant of ``stratum`` draws from under ``scheme``:
+    one per stratum for stratified blocks, one for the whole trial otherwise."""
+    return stratum if scheme["scheme"] == "stratified_blocks" else ""
+
+
+def factor_levels(scheme: Mapping[str, object], baseline: Mapping[str, object]) -> dict[str, str]:
+    """The minimization factor levels of one participant (missing answers are level "")."""
+    factors = scheme.get("factors") or []
+    assert isinstance(factors, list)
+    return {f["question"]: str(baseline.get(f["question"], "")) for f in factors}
+
+
+def minimization_counts(
+    scheme: Mapping[str, object], allocated: Iterable[tuple[str, Mapping[str, object]]]
+) -> MinimizationCounts:
+    """``counts[factor][level][arm]`` from (arm key, baseline answers) of those allocated."""
+    factors = scheme.get("factors") or []
+    assert isinstance(factors, list)
+    counts: MinimizationCounts = {f["question"]: {} for f in factors}
+    for arm_key, baseline in allocated:
+        add_to_counts(counts, factor_levels(scheme, baseline or {}), arm_key)
+    return counts
+
+
+def add_to_counts(counts: MinimizationCounts, levels: Mapping[str, str], arm_key: str) -> None:
+    for name, level in levels.items():
+        per_arm = counts.setdefault(name, {}).setdefault(level, {})
+        per_arm[arm_key] = per_arm.get(arm_key, 0) + 1
+
+
+def assign(
+    scheme: Mapping[str, object],
+    arms: Sequence[ArmWeight],
+    seed: str,
+    *,
+    index: int,
+    stratum: str,
+    baseline: Mapping[str, object],
+    counts: MinimizationCounts | None = None,
+    schedules: dict[str, BlockSchedule] | None = None,
+) -> Assignment:
+    """The arm of the ``index``-th (0-based) allocation of its sequence under the trial's
+    randomization ``scheme`` (the ``[randomization]`` table of the definition).
+
+    ``counts`` is needed for minimization (see :func:`minimization_counts`); the caller adds the
+    new allocation to it (:func:`add_to_counts`) when it allocates several in a row.
+    ``schedules`` lets a caller that allocates many in a row keep block schedules between calls.
+    """
+    name = scheme["scheme"]
+    seq = sequence_stratum(scheme, stratum)
+    details: dict[str, object] = {"algorithm_version": ALGORITHM_VERSION}
+    if name == "simple":
+        arm = simple_assign(arms, make_rng(seed, "simple", index))
+    elif name in ("blocks", "stratified_blocks"):
+        cache = schedules if schedules is not None else {}
+        if seq not in cache:
+            block_sizes = scheme["block_sizes"]
+            assert isinstance(block_sizes, list)
+            cache[seq] = BlockSchedule(arms, block_sizes, seed, seq)
+        arm = cache[seq].arm_at(index)
+    elif name == "minimization":
+        factors = scheme["factors"]
+        assert isinstance(factors, list)
+        result = minimization_assign(
+            arms,
+            [MinimizationFactor(f["question"], f["weight"]) for f in factors],
+            counts if counts is not None else {},
+            factor_levels(scheme, baseline),
+            make_rng(seed, "minimization", index),
+            imbalance=scheme["imbalance"],  # type: ignore[arg-type]
+            p_preferred=float(scheme["p_preferred"]),  # type: ignore[arg-type]
+        )
+        arm = result.arm
+        details.update(scores=result.scores, used_preferred=result.used_preferred)
+    else:
+        raise RandomizationError(f"unknown randomization scheme {name!r}")
+    return Assignment(arm=arm, sequence_stratum=seq, details=details)

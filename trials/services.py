@@ -746,17 +746,6 @@ def participant_complete_stage(
 # --- allocation ----------------------------------------------------------------------------
 
 
-def _minimization_counts(trial: Trial, factors: list[str]) -> dict[str, dict[str, dict[str, int]]]:
-    counts: dict[str, dict[str, dict[str, int]]] = {f: {} for f in factors}
-    rows = Allocation.objects.filter(trial=trial).values_list("arm__key", "participant__baseline")
-    for arm_key, baseline in rows:
-        for factor in factors:
-            level = str((baseline or {}).get(factor, ""))
-            per_arm = counts[factor].setdefault(level, {})
-            per_arm[arm_key] = per_arm.get(arm_key, 0) + 1
-    return counts
-
-
 def allocation_assign(*, participant: Participant) -> Allocation:
     """Allocate an eligible participant, once. Idempotent: an existing allocation is returned.
 
@@ -776,7 +765,7 @@ def allocation_assign(*, participant: Participant) -> Allocation:
             return existing
         config = trial.definition["randomization"]
         scheme = config["scheme"]
-        seq_stratum = participant.stratum if scheme == "stratified_blocks" else ""
+        seq_stratum = randomization.sequence_stratum(config, participant.stratum)
         sequence = (
             AllocationSequence.objects.select_for_update()
             .filter(trial=trial, stratum=seq_stratum)
@@ -789,34 +778,24 @@ def allocation_assign(*, participant: Participant) -> Allocation:
             )
         index = sequence.next_index
         arm_rows = {arm.key: arm for arm in trial.arms.order_by("order")}
-        arms = [randomization.ArmWeight(arm.key, arm.weight) for arm in arm_rows.values()]
-        seed = trial.randomization_seed
-        details: dict[str, Any] = {"algorithm_version": randomization.ALGORITHM_VERSION}
-        if scheme == "simple":
-            arm_key = randomization.simple_assign(
-                arms, randomization.make_rng(seed, "simple", index)
+        counts = None
+        if scheme == "minimization":
+            counts = randomization.minimization_counts(
+                config,
+                Allocation.objects.filter(trial=trial).values_list(
+                    "arm__key", "participant__baseline"
+                ),
             )
-        elif scheme in ("blocks", "stratified_blocks"):
-            schedule = randomization.BlockSchedule(arms, config["block_sizes"], seed, seq_stratum)
-            arm_key = schedule.arm_at(index)
-        elif scheme == "minimization":
-            factor_keys = [f["question"] for f in config["factors"]]
-            result = randomization.minimization_assign(
-                arms,
-                [
-                    randomization.MinimizationFactor(f["question"], f["weight"])
-                    for f in config["factors"]
-                ],
-                _minimization_counts(trial, factor_keys),
-                {key: str(participant.baseline.get(key, "")) for key in factor_keys},
-                randomization.make_rng(seed, "minimization", index),
-                imbalance=config["imbalance"],
-                p_preferred=config["p_preferred"],
-            )
-            arm_key = result.arm
-            details.update(scores=result.scores, used_preferred=result.used_preferred)
-        else:  # pragma: no cover - the definition validator rejects unknown schemes
-            raise TrialError(f"unknown randomization scheme {scheme!r}")
+        assignment = randomization.assign(
+            config,
+            [randomization.ArmWeight(arm.key, arm.weight) for arm in arm_rows.values()],
+            trial.randomization_seed,
+            index=index,
+            stratum=participant.stratum,
+            baseline=participant.baseline,
+            counts=counts,
+        )
+        arm_key, details = assignment.arm, assignment.details
         allocation = Allocation.objects.create(
             participant=participant,
             trial=trial,
