@@ -27,11 +27,15 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from trials.event_types import (
+    EVENT_TYPES,
+    PROVENANCE_FIELDS,
+    client_may_send,
+)
 from trials.models import Event, Participant, Stage, StageRecord
 
 logger = logging.getLogger("skilltrial.telemetry")
@@ -42,107 +46,6 @@ MAX_PAYLOAD_BYTES = 64_000
 MAX_SNAPSHOT_BYTES = 1_300_000
 TYPE_RE = re.compile(r"^[a-z][a-z0-9_.]{0,39}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-class Sender(StrEnum):
-    CLIENT = "client"  # the browser may send it; stored as client-reported evidence
-    SERVER = "server"  # only the server creates it; the telemetry endpoint refuses it
-
-
-@dataclass(frozen=True)
-class EventType:
-    name: str
-    sender: Sender
-    description: str
-    # Payload fields only the server sets (removed from what the browser sends).
-    server_fields: tuple[str, ...] = ()
-
-
-# Set by the server on pastes and copies (trials.chat.link_paste / copy_verify), never by the
-# browser: a client-set value would let it decide a paste's provenance.
-PROVENANCE_FIELDS = ("from_assistant", "assistant_turn")
-
-_C, _S = Sender.CLIENT, Sender.SERVER
-EVENT_TYPES: dict[str, EventType] = {
-    t.name: t
-    for t in (
-        EventType("edit", _C, "A window of editor changes, enough to replay the code"),
-        EventType("snapshot", _C, "The whole code of a task as the editor had it"),
-        EventType(
-            "paste",
-            _C,
-            "Text pasted or dropped (length, SHA-256 as the browser computed them); the"
-            " server sets from_assistant / assistant_turn by matching a stored reply",
-            PROVENANCE_FIELDS,
-        ),
-        EventType(
-            "copy",
-            _C,
-            "Text copied or cut (length, SHA-256; from the chat also the text); the server"
-            " sets from_assistant / assistant_turn when the text is in a stored reply",
-            PROVENANCE_FIELDS,
-        ),
-        EventType("focus", _C, "An element got the focus (scope: editor, assistant, window)"),
-        EventType("blur", _C, "An element lost the focus (scope: editor, assistant, window)"),
-        EventType("visibility", _C, "The page was hidden or shown (state)"),
-        EventType("idle", _C, "No input for a while (seconds, since), sent when input resumes"),
-        EventType("stage_view", _C, "The browser showed a stage page"),
-        EventType(
-            "run_shown",
-            _C,
-            "The browser showed the answer to a Run click (its round trip); not a run",
-        ),
-        EventType(
-            "check_shown",
-            _C,
-            "The browser showed the answer to a Check click (its round trip); not a check",
-        ),
-        EventType("stage_entered", _S, "The participant entered a stage (server clock)"),
-        EventType("stage_left", _S, "The participant left a stage, and why"),
-        EventType("run", _S, "The program ran in the sandbox"),
-        EventType("check", _S, "The hidden tests ran against the code"),
-        EventType("task_completed", _S, "First check in which every hidden test passed"),
-        EventType("task_submitted", _S, "The task was handed in with its stage"),
-        EventType("assistant_request", _S, "A question sent to the assistant"),
-        EventType("assistant_response", _S, "The assistant's reply as stored"),
-        EventType("assistant_error", _S, "The assistant's provider failed"),
-        EventType("assistant_refused", _S, "A question refused (arm, stage, budget, cap)"),
-        # Sessions (trials.identity): the session moving between browsers.
-        EventType(
-            "resume_prompted",
-            _S,
-            "A browser without the participant's session arrived with their external id and"
-            " was asked for the resume code",
-        ),
-        EventType("resume_failed", _S, "A wrong resume code was entered"),
-        EventType(
-            "session_resumed", _S, "The session moved to another browser with the resume code"
-        ),
-        EventType(
-            "session_taken_over",
-            _S,
-            "The session moved to another browser without the code, after the first had been idle",
-        ),
-        EventType(
-            "telemetry_refused",
-            _S,
-            "Browser events the server refused (server-only or unknown types) and client-set"
-            " provenance fields it removed, by type",
-        ),
-    )
-}
-CLIENT_TYPES = frozenset(n for n, t in EVENT_TYPES.items() if t.sender is Sender.CLIENT)
-SERVER_TYPES = frozenset(n for n, t in EVENT_TYPES.items() if t.sender is Sender.SERVER)
-
-
-def client_may_send(type: str) -> bool:
-    registered = EVENT_TYPES.get(type)
-    return registered is not None and registered.sender is Sender.CLIENT
-
-
-def server_only(type: str) -> bool:
-    registered = EVENT_TYPES.get(type)
-    return registered is not None and registered.sender is Sender.SERVER
 
 
 class BatchInvalid(ValueError):
