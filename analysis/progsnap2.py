@@ -18,7 +18,7 @@ otherwise, documented with the data):
   at the exact code run. The browser's own logs of the same clicks (``run_shown`` /
   ``check_shown``) are ``X-Client.Run`` / ``X-Client.Check`` so that nothing is counted twice.
 - Server-only facts (runs, checks, completions, submissions, assistant turns, stage changes:
-  ``trials.events.SERVER_TYPES``) come from the server's own events only. A row of such a
+  ``trials.event_types.SERVER_TYPES``) come from the server's own events only. A row of such a
   type that a browser sent (stored before the telemetry endpoint refused them) is exported
   as ``X-Client.<type>``, a claim, never as the fact. Client-reported rows have X-Origin
   ``client``.
@@ -67,7 +67,7 @@ from analysis.exports import (
     csv_encode,
     neutralise,
 )
-from trials.events import CLIENT_TYPES, SERVER_TYPES, server_only
+from trials.event_types import CLIENT_TYPES, SERVER_TYPES, server_only
 from trials.models import CodeSnapshot, Trial
 
 SPEC_VERSION = "6"

@@ -21,7 +21,8 @@ from django.utils import timezone
 from trials import assistant as llm
 from trials.assistant.base import estimate_input_tokens
 from trials.coding import MAX_CODE_CHARS, coding_task
-from trials.events import PROVENANCE_FIELDS, event_log
+from trials.event_types import PROVENANCE_FIELDS
+from trials.events import event_log
 from trials.models import Allocation, AssistantTurn, Event, Participant, Stage, Trial
 from trials.selectors import participant_tools
 from trials.services import TrialError

@@ -3,7 +3,8 @@
 Events are append-only. A browser event carries its own id; (participant, client id) is
 unique in the database, so a batch that is retried after a lost response is stored once.
 
-The trust boundary lives here. :data:`EVENT_TYPES` is the one list of event types: each is
+The trust boundary lives here. :data:`trials.event_types.EVENT_TYPES` is the one list of
+event types: each is
 either *client-reported* (evidence about the browser: edits, snapshots, clipboard, focus,
 visibility, idle, what the page showed) or *server-only* (facts the server observed or
 derived: stage changes, runs, checks, completions, submissions, assistant turns). The
@@ -62,7 +63,9 @@ def event_log(
     """An event the server itself observed (stage changes, runs, checks, assistant calls).
     ``type`` must be in :data:`EVENT_TYPES` (a new type is registered there first)."""
     if type not in EVENT_TYPES:
-        raise ValueError(f"unregistered event type {type!r}: add it to trials.events.EVENT_TYPES")
+        raise ValueError(
+            f"unregistered event type {type!r}: add it to trials.event_types.EVENT_TYPES"
+        )
     return Event.objects.create(
         participant=participant,
         stage=stage,

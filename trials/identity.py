@@ -30,7 +30,7 @@ from trials.models import Participant, Trial
 
 # 31 characters with no 0/O, 1/I/L: easy to copy by hand. 8 of them are ~40 bits, and wrong
 # guesses are limited per participant (services.RESUME_MAX_FAILURES). The events the rules
-# here log are registered, server-only, in trials.events.EVENT_TYPES.
+# here log are registered, server-only, in trials.event_types.EVENT_TYPES.
 RESUME_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 RESUME_CODE_LENGTH = 8
 _RESUME_SALT = "skilltrial.identity.resume-code"

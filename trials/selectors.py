@@ -236,7 +236,7 @@ def participant_conversation(participant: Participant) -> list[ConversationTurn]
     """Every assistant turn of one participant, oldest first: the question, the code the
     server sent with it (read from the stored context, not from the browser), the reply, the
     tokens, and the pastes the server matched to that reply (``assistant_turn`` is set by
-    the server only, see ``trials.events.PROVENANCE_FIELDS``)."""
+    the server only, see ``trials.event_types.PROVENANCE_FIELDS``)."""
     turns = list(
         AssistantTurn.objects.filter(participant=participant)
         .select_related("stage")

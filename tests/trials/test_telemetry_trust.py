@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from analysis import progsnap2
 from analysis.datasets import dataset_frame
-from trials import events
+from trials import event_types, events
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState, Trial
 
 pytestmark = pytest.mark.django_db
@@ -176,10 +176,10 @@ def test_server_only_and_unknown_events_from_a_browser_are_refused_and_the_rest_
 
 def test_every_registered_server_type_is_refused_from_a_browser(live_trial, eligible_answers):
     client, participant = in_main_tasks(live_trial, eligible_answers, "no_ai")
-    batch = [event(f"s-{name}", name, {}) for name in sorted(events.SERVER_TYPES)]
-    assert post_events(client, live_trial, batch)["refused"] == len(events.SERVER_TYPES)
+    batch = [event(f"s-{name}", name, {}) for name in sorted(event_types.SERVER_TYPES)]
+    assert post_events(client, live_trial, batch)["refused"] == len(event_types.SERVER_TYPES)
     assert not Event.objects.filter(participant=participant, origin="client").exists()
-    assert events.CLIENT_TYPES.isdisjoint(events.SERVER_TYPES)
+    assert event_types.CLIENT_TYPES.isdisjoint(event_types.SERVER_TYPES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def test_the_browser_code_sends_only_client_reported_types():
         for first in re.findall(r"\b(?:emit|recordText)\(\s*([^,{)]+)", path.read_text()):
             sent.update(re.findall(r'"([a-z_]+)"', first))
     assert {"edit", "snapshot", "paste", "copy", "run_shown", "check_shown", "idle"} <= sent
-    assert sent <= events.CLIENT_TYPES, sent - events.CLIENT_TYPES
+    assert sent <= event_types.CLIENT_TYPES, sent - event_types.CLIENT_TYPES
 
 
 # ---------------------------------------------------------------------------------------------
