@@ -61,6 +61,7 @@ from analysis.datasets import (
 )
 from analysis.models import DataExport
 from trials.models import Participant, Trial
+from trials.selectors import TrialNotFound, require_trial
 
 FORMATS = ("csv", "parquet", "json", "progsnap2")
 EXTENSIONS = {"csv": "csv", "parquet": "parquet", "json": "jsonl"}
@@ -838,13 +839,10 @@ def export_to_dir(
 def trial_for_export(slug: str, version: int | None = None) -> Trial:
     """The trial named by slug (see trials.selectors.trial_for_slug). Raises
     Trial.DoesNotExist."""
-    from trials.selectors import trial_for_slug
-
-    trial = trial_for_slug(slug, version)
-    if trial is None:
-        suffix = f" version {version}" if version is not None else ""
-        raise Trial.DoesNotExist(f"no trial with slug {slug!r}{suffix}")
-    return trial
+    try:
+        return require_trial(slug, version)
+    except TrialNotFound as exc:
+        raise Trial.DoesNotExist(str(exc)) from None
 
 
 def recent_exports(trial: Trial, *, limit: int = 20) -> list[DataExport]:

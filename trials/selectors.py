@@ -24,12 +24,25 @@ from trials.replay import Mark, Replay, build_replay
 from trials.tasks import load_task
 
 
-def trial_for_slug(slug: str, version: int | None = None) -> Trial | None:
-    """The version of a trial that a slug means on the statisticians' pages, exports and API:
-    the one asked for, else the live version, else the newest launched, else the newest draft."""
+class TrialNotFound(LookupError):
+    """No trial matches; the message names the slug, version and status asked for, and the
+    slugs that exist, for a command's error or a 404."""
+
+
+def trial_for_slug(
+    slug: str, version: int | None = None, *, status: str | None = None
+) -> Trial | None:
+    """The one rule for which trial version a slug means, on every page, API call, export and
+    command: the version asked for; else, with ``status``, the newest version in that status
+    (``launch_trial`` launches the newest draft, ``close_trial`` closes the live one); else the
+    live version, else the newest launched, else the newest draft."""
     versions = Trial.objects.filter(slug=slug)
+    if status is not None:
+        versions = versions.filter(status=status)
     if version is not None:
         return versions.filter(version=version).first()
+    if status is not None:
+        return versions.order_by("-version").first()
     return versions.order_by(
         Case(
             When(status=Trial.Status.LIVE, then=Value(0)),
@@ -39,6 +52,18 @@ def trial_for_slug(slug: str, version: int | None = None) -> Trial | None:
         ),
         "-version",
     ).first()
+
+
+def require_trial(slug: str, version: int | None = None, *, status: str | None = None) -> Trial:
+    """:func:`trial_for_slug`, or :class:`TrialNotFound` with a message that says what exists."""
+    trial = trial_for_slug(slug, version, status=status)
+    if trial is None:
+        what = f"'{slug}'" + (f" version {version}" if version is not None else "")
+        if status is not None:
+            what += f" with status {status}"
+        known = ", ".join(sorted(set(Trial.objects.values_list("slug", flat=True)))) or "none"
+        raise TrialNotFound(f"no trial {what} (trials: {known})")
+    return trial
 
 
 def live_trial(slug: str) -> Trial | None:

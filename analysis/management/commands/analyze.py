@@ -90,18 +90,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
 
     def _from_trial(self, slug: str, version: int | None) -> AnalysisInput:
-        from trials.models import Trial
+        from trials.selectors import TrialNotFound, require_trial
 
-        trials = Trial.objects.filter(slug=slug)
-        if version is not None:
-            trials = trials.filter(version=version)
-        trial = (
-            trials.filter(status=Trial.Status.LIVE).first() or trials.order_by("-version").first()
-        )
-        if trial is None:
-            known = ", ".join(sorted(set(Trial.objects.values_list("slug", flat=True)))) or "none"
-            which = f"{slug} v{version}" if version is not None else slug
-            raise CommandError(f"no trial {which!r} (trials: {known})")
+        try:
+            trial = require_trial(slug, version)
+        except TrialNotFound as exc:
+            raise CommandError(str(exc)) from None
         try:
             from analysis.datasets import analysis_input
         except ImportError as exc:

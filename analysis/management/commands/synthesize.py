@@ -11,6 +11,7 @@ from analysis.synthetic import (
     synthesize_trial,
 )
 from trials.models import Trial
+from trials.selectors import TrialNotFound, require_trial
 
 DEFAULTS = SyntheticEffects()
 
@@ -67,22 +68,15 @@ class Command(BaseCommand):
         slug, version = options["slug"], options["trial_version"]
         if options["participants"] <= 0:
             raise CommandError("--participants must be a positive number")
-        trials = Trial.objects.filter(slug=slug)
-        if version is not None:
-            trials = trials.filter(version=version)
-        trial = trials.order_by("-version").first()
-        if trial is None:
-            what = f"'{slug}'" + (f" version {version}" if version is not None else "")
-            raise CommandError(f"no trial {what}")
+        try:
+            trial = require_trial(slug, version)
+        except TrialNotFound as exc:
+            raise CommandError(str(exc)) from None
         if trial.status != Trial.Status.LIVE:
-            live = Trial.objects.filter(slug=slug, status=Trial.Status.LIVE).first()
-            if version is None and live is not None:
-                trial = live
-            else:
-                raise CommandError(
-                    f"trial '{slug}' version {trial.version} is {trial.status}; synthetic "
-                    f"participants go into a live trial (python manage.py launch_trial {slug})"
-                )
+            raise CommandError(
+                f"trial '{slug}' version {trial.version} is {trial.status}; synthetic "
+                f"participants go into a live trial (python manage.py launch_trial {slug})"
+            )
         effects = SyntheticEffects(
             quiz_d=options["effect_quiz_d"],
             speed_gain_min=options["speed_gain_min"],

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from trials.management.commands.launch_trial import find_trial
+from trials.models import Trial
+from trials.selectors import TrialNotFound, require_trial
 from trials.services import TrialError, trial_close
 
 
@@ -15,7 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("slug")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        trial = find_trial(options["slug"], None, status="live")
+        try:
+            trial = require_trial(options["slug"], status=Trial.Status.LIVE)
+        except TrialNotFound as exc:
+            raise CommandError(str(exc)) from None
         try:
             trial = trial_close(trial=trial)
         except TrialError as exc:

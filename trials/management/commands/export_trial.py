@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from trials.definition import TrialDefinition, write_trial_dir
-from trials.management.commands.launch_trial import find_trial
+from trials.selectors import TrialNotFound, require_trial
 
 
 class Command(BaseCommand):
@@ -20,11 +20,14 @@ class Command(BaseCommand):
             dest="trial_version",
             type=int,
             default=None,
-            help="default: the latest",
+            help="default: the live version, else the newest launched, else the newest draft",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        trial = find_trial(options["slug"], options["trial_version"])
+        try:
+            trial = require_trial(options["slug"], options["trial_version"])
+        except TrialNotFound as exc:
+            raise CommandError(str(exc)) from None
         target = Path(options["directory"])
         if target.exists() and any(target.iterdir()):
             raise CommandError(f"{target} is not empty; choose a new or empty folder")

@@ -5,20 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from trials.models import Trial
+from trials.selectors import TrialNotFound, require_trial
 from trials.services import TrialError, trial_launch
-
-
-def find_trial(slug: str, version: int | None, *, status: str | None = None) -> Trial:
-    trials = Trial.objects.filter(slug=slug)
-    if status:
-        trials = trials.filter(status=status)
-    if version is not None:
-        trials = trials.filter(version=version)
-    trial = trials.order_by("-version").first()
-    if trial is None:
-        what = f"'{slug}'" + (f" version {version}" if version is not None else "")
-        raise CommandError(f"no trial {what}" + (f" with status {status}" if status else ""))
-    return trial
 
 
 class Command(BaseCommand):
@@ -31,11 +19,16 @@ class Command(BaseCommand):
             dest="trial_version",
             type=int,
             default=None,
-            help="default: the latest",
+            help="default: the newest draft",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        trial = find_trial(options["slug"], options["trial_version"])
+        try:
+            version = options["trial_version"]
+            status = Trial.Status.DRAFT if version is None else None
+            trial = require_trial(options["slug"], version, status=status)
+        except TrialNotFound as exc:
+            raise CommandError(str(exc)) from None
         try:
             trial = trial_launch(trial=trial)
         except TrialError as exc:
