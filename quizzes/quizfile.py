@@ -629,3 +629,8 @@ __all__ = [
     "participant_view",
     "quiz_from_source",
 ]
+
+
+def register_with_trials() -> None:
+    """Plug the quiz file format into trials' definition-time registries (called once from
+    ``QuizzesConfig.ready``)."""

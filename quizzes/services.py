@@ -364,3 +364,8 @@ def _has_question(trial: Trial, stage: Stage, key: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def register_with_trials() -> None:
+    """Plug the quiz stage's runtime hooks into trials' registries (called once from
+    ``QuizzesConfig.ready``)."""
