@@ -76,6 +76,162 @@ def _stdin_fd(data: bytes) -> int | None:
     return fd
 
 
+def _start(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str,
+    stdin: bytes,
+    pass_fds: Sequence[int],
+    user: int | None,
+    preexec_fn: Callable[[], None] | None,
+    on_started: Callable[[], None] | None,
+) -> subprocess.Popen[bytes]:
+    stdin_fd = _stdin_fd(stdin)
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=stdin_fd if stdin_fd is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            pass_fds=tuple(pass_fds),
+            close_fds=True,
+            start_new_session=True,
+            user=user,
+            group=user,
+            extra_groups=[] if user is not None else None,
+            umask=0o077,
+            preexec_fn=preexec_fn,
+        )
+    finally:
+        if stdin_fd is not None:
+            os.close(stdin_fd)
+        if on_started is not None:
+            on_started()
+
+
+class _Watch:
+    """One running process: its pipes, its exit, and the three clocks that end a run (the
+    deadline, the linger after the main process exits, the drain after a kill)."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], max_output_bytes: int, deadline: float, kill: KillFn
+    ) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.proc = proc
+        self.kill = kill
+        self.deadline = deadline
+        self.out_fd, self.err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        self.streams = {
+            self.out_fd: _Stream(max_output_bytes),
+            self.err_fd: _Stream(max_output_bytes),
+        }
+        self.open_fds = set(self.streams)
+        self.status: int | None = None
+        self.cpu = 0.0
+        self.wall_timed_out = False
+        self.killed_at: float | None = None
+        self.exited_at: float | None = None
+
+    def reap(self, flags: int) -> None:
+        if self.status is not None:
+            return
+        pid, raw, usage = os.wait4(self.proc.pid, flags)
+        if pid == self.proc.pid:
+            self.status = raw
+            # Includes every descendant that was waited for (for bwrap: its init reaps them).
+            self.cpu = usage.ru_utime + usage.ru_stime
+            self.proc.returncode = os.waitstatus_to_exitcode(raw)
+
+    def stop(self) -> None:
+        if self.killed_at is not None:
+            return
+        self.killed_at = time.monotonic()
+        if self.status is None:
+            # Our own unreaped child: its pid is still ours to signal, whatever the sandbox's
+            # own way of stopping does. (Not ``proc.send_signal``: it polls first, and would
+            # reap the child behind ``reap``'s back.)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+        self.kill(self.proc.pid, self.status is not None)
+
+    def running(self) -> bool:
+        return bool(self.open_fds) or self.status is None
+
+    def wake_at(self) -> float:
+        if self.killed_at is not None:
+            return self.killed_at + _DRAIN_SECONDS
+        if self.exited_at is not None:
+            return self.exited_at + _LINGER_SECONDS
+        return self.deadline
+
+    def on_ready(
+        self, selector: selectors.BaseSelector, fd: int, pidfd: int, cancel_fd: int | None
+    ) -> None:
+        if fd == cancel_fd:
+            selector.unregister(fd)
+            if self.status is None:
+                self.stop()
+            return
+        if fd == pidfd:
+            selector.unregister(pidfd)
+            self.reap(0)  # it has exited: this does not block
+            self.exited_at = time.monotonic()
+            return
+        try:
+            data = os.read(fd, _READ_SIZE)
+        except BlockingIOError:
+            return
+        if data:
+            self.streams[fd].feed(data)
+        else:
+            selector.unregister(fd)
+            self.open_fds.discard(fd)
+
+    def check_clocks(self) -> bool:
+        """Act on whichever clock ran out; False when the pipes are to be abandoned."""
+        now = time.monotonic()
+        if self.killed_at is None and self.status is None and now >= self.deadline:
+            self.wall_timed_out = True
+            self.stop()
+        elif self.killed_at is None and self.exited_at is not None and self.open_fds:
+            if now >= self.exited_at + _LINGER_SECONDS:
+                self.stop()
+        elif self.killed_at is not None and now >= self.killed_at + _DRAIN_SECONDS:
+            return False  # something unkillable holds the pipes: give up on them
+        return True
+
+    def loop(self, pidfd: int, cancel_fd: int | None) -> None:
+        with selectors.DefaultSelector() as selector:
+            for fd in self.streams:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+            selector.register(pidfd, selectors.EVENT_READ)
+            if cancel_fd is not None:
+                selector.register(cancel_fd, selectors.EVENT_READ)
+            while self.running():
+                for key, _ in selector.select(max(0.0, self.wake_at() - time.monotonic())):
+                    self.on_ready(selector, int(key.fd), pidfd, cancel_fd)
+                if not self.check_clocks():
+                    break
+
+    def outcome(self, start: float) -> ProcessOutcome:
+        assert self.proc.returncode is not None
+        out, err = self.streams[self.out_fd], self.streams[self.err_fd]
+        return ProcessOutcome(
+            stdout=out.value(),
+            stderr=err.value(),
+            stdout_truncated=out.dropped > 0,
+            stderr_truncated=err.dropped > 0,
+            returncode=self.proc.returncode,
+            wall_timed_out=self.wall_timed_out,
+            duration_seconds=time.monotonic() - start,
+            cpu_seconds=self.cpu,
+        )
+
+
 def run_captured(
     argv: Sequence[str],
     *,
@@ -99,132 +255,33 @@ def run_captured(
 
     ``user`` switches uid and gid and clears supplementary groups in the child before exec;
     ``subprocess`` does that in C, so unlike a ``preexec_fn`` it is safe in a threaded server."""
-    stdin_fd = _stdin_fd(stdin)
     start = time.monotonic()
-    deadline = start + wall_seconds
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=stdin_fd if stdin_fd is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=dict(env),
-            pass_fds=tuple(pass_fds),
-            close_fds=True,
-            start_new_session=True,
-            user=user,
-            group=user,
-            extra_groups=[] if user is not None else None,
-            umask=0o077,
-            preexec_fn=preexec_fn,
-        )
-    finally:
-        if stdin_fd is not None:
-            os.close(stdin_fd)
-        if on_started is not None:
-            on_started()
-    assert proc.stdout is not None and proc.stderr is not None
-    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
-    streams = {out_fd: _Stream(max_output_bytes), err_fd: _Stream(max_output_bytes)}
-
-    status: int | None = None
-    cpu = 0.0
-    wall_timed_out = False
-    killed_at: float | None = None
-    exited_at: float | None = None
-
-    def reap(flags: int) -> None:
-        nonlocal status, cpu
-        if status is not None:
-            return
-        pid, raw, usage = os.wait4(proc.pid, flags)
-        if pid == proc.pid:
-            status = raw
-            # Includes every descendant that was waited for (for bwrap: its init reaps them).
-            cpu = usage.ru_utime + usage.ru_stime
-            proc.returncode = os.waitstatus_to_exitcode(raw)
-
-    def stop() -> None:
-        nonlocal killed_at
-        if killed_at is None:
-            killed_at = time.monotonic()
-            if status is None:
-                # Our own unreaped child: its pid is still ours to signal, whatever the
-                # sandbox's own way of stopping does. (Not ``proc.send_signal``: it polls
-                # first, and would reap the child behind ``reap``'s back.)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-            kill(proc.pid, status is not None)
-
+    proc = _start(
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=stdin,
+        pass_fds=pass_fds,
+        user=user,
+        preexec_fn=preexec_fn,
+        on_started=on_started,
+    )
+    watch = _Watch(proc, max_output_bytes, start + wall_seconds, kill)
     pidfd = os.pidfd_open(proc.pid)
     try:
-        with selectors.DefaultSelector() as selector:
-            for fd in streams:
-                os.set_blocking(fd, False)
-                selector.register(fd, selectors.EVENT_READ)
-            selector.register(pidfd, selectors.EVENT_READ)
-            if cancel_fd is not None:
-                selector.register(cancel_fd, selectors.EVENT_READ)
-            open_fds = set(streams)
-            while open_fds or status is None:
-                if killed_at is not None:
-                    wake = killed_at + _DRAIN_SECONDS
-                elif exited_at is not None:
-                    wake = exited_at + _LINGER_SECONDS
-                else:
-                    wake = deadline
-                for key, _ in selector.select(max(0.0, wake - time.monotonic())):
-                    fd = int(key.fd)
-                    if fd == cancel_fd:
-                        selector.unregister(cancel_fd)
-                        if status is None:
-                            stop()
-                        continue
-                    if fd == pidfd:
-                        selector.unregister(pidfd)
-                        reap(0)  # it has exited: this does not block
-                        exited_at = time.monotonic()
-                        continue
-                    try:
-                        data = os.read(fd, _READ_SIZE)
-                    except BlockingIOError:
-                        continue
-                    if data:
-                        streams[fd].feed(data)
-                    else:
-                        selector.unregister(fd)
-                        open_fds.discard(fd)
-                now = time.monotonic()
-                if killed_at is None and status is None and now >= deadline:
-                    wall_timed_out = True
-                    stop()
-                elif killed_at is None and exited_at is not None and open_fds:
-                    if now >= exited_at + _LINGER_SECONDS:
-                        stop()
-                elif killed_at is not None and now >= killed_at + _DRAIN_SECONDS:
-                    break  # something unkillable holds the pipes: give up on them
+        watch.loop(pidfd, cancel_fd)
     finally:
-        if status is None:
+        if watch.status is None:
             # The deadline kill did not end it in time, or an exception escaped: never leave a
             # sandbox running behind.
-            stop()
-            reap(0)
+            watch.stop()
+            watch.reap(0)
         kill(proc.pid, True)
         os.close(pidfd)
+        assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()
         proc.stderr.close()
-    assert proc.returncode is not None
-    return ProcessOutcome(
-        stdout=streams[out_fd].value(),
-        stderr=streams[err_fd].value(),
-        stdout_truncated=streams[out_fd].dropped > 0,
-        stderr_truncated=streams[err_fd].dropped > 0,
-        returncode=proc.returncode,
-        wall_timed_out=wall_timed_out,
-        duration_seconds=time.monotonic() - start,
-        cpu_seconds=cpu,
-    )
+    return watch.outcome(start)
 
 
 def killpg(pgid: int) -> None:
