@@ -340,6 +340,66 @@ class PairResult:
     """The trusted checker; its stdout is the verdict."""
 
 
+class _Pipes:
+    """The two pipes between the program and the checker, and the pipe that cancels the
+    program; each end is closed once, by whichever comes first (the process having started
+    with its copy, or the end of the pair)."""
+
+    def __init__(self) -> None:
+        self.to_checker_r, self.to_checker_w = os.pipe()
+        self.to_program_r, self.to_program_w = os.pipe()
+        self.cancel_r, self.cancel_w = os.pipe()
+        self._open = {self.to_checker_r, self.to_checker_w, self.to_program_r, self.to_program_w}
+
+    def closer(self, *fds: int) -> Callable[[], None]:
+        def close() -> None:
+            for fd in fds:
+                if fd in self._open:
+                    self._open.discard(fd)
+                    os.close(fd)
+
+        return close
+
+    def close_all(self) -> None:
+        os.close(self.cancel_w)
+        os.close(self.cancel_r)
+        self.closer(*list(self._open))()
+
+
+def _start_program(
+    pipes: _Pipes,
+    run: Callable[[_Run], ProcessOutcome],
+    files: Mapping[str, str],
+    paths: list[PurePosixPath],
+    entry: str,
+) -> tuple[threading.Thread, dict[str, ProcessOutcome | BaseException]]:
+    """Run the participant's program in a thread; its outcome or error lands in the box."""
+    box: dict[str, ProcessOutcome | BaseException] = {}
+    close_ends = pipes.closer(pipes.to_program_r, pipes.to_checker_w)
+
+    def target() -> None:
+        try:
+            box["outcome"] = run(
+                _Run(
+                    files=files,
+                    paths=paths,
+                    entry=entry,
+                    argv=[str(pipes.to_program_r), str(pipes.to_checker_w)],
+                    stdin="",
+                    channel_fds=(pipes.to_program_r, pipes.to_checker_w),
+                    on_started=close_ends,
+                    cancel_fd=pipes.cancel_r,
+                )
+            )
+        except BaseException as exc:
+            box["error"] = exc
+            close_ends()
+
+    thread = threading.Thread(target=target, name="skilltrial-program", daemon=True)
+    thread.start()
+    return thread, box
+
+
 def run_pair(
     *,
     program_files: Mapping[str, str],
@@ -366,57 +426,28 @@ def run_pair(
     status, as_root, state, pool = _machine(config, limits)
     try:
         with pool.acquire(timeout=_wait(config, queue_timeout), tag=tag) as slot:
-            to_checker_r, to_checker_w = os.pipe()
-            to_program_r, to_program_w = os.pipe()
-            cancel_r, cancel_w = os.pipe()
-            open_fds = {to_checker_r, to_checker_w, to_program_r, to_program_w}
+            pipes = _Pipes()
 
-            def closer(*fds: int) -> Callable[[], None]:
-                def close() -> None:
-                    for fd in fds:
-                        if fd in open_fds:
-                            open_fds.discard(fd)
-                            os.close(fd)
+            def run_program(run: _Run) -> ProcessOutcome:
+                uid = slot.number if as_root else None
+                return _run_in_slot(
+                    run, config=config, kind=status.kind, limits=limits, uid=uid, state=state
+                )
 
-                return close
-
-            program_box: dict[str, ProcessOutcome | BaseException] = {}
-
-            def run_program() -> None:
-                try:
-                    program_box["outcome"] = _run_in_slot(
-                        _Run(
-                            files=program_files,
-                            paths=program_paths,
-                            entry=program_entry,
-                            argv=[str(to_program_r), str(to_checker_w)],
-                            stdin="",
-                            channel_fds=(to_program_r, to_checker_w),
-                            on_started=closer(to_program_r, to_checker_w),
-                            cancel_fd=cancel_r,
-                        ),
-                        config=config,
-                        kind=status.kind,
-                        limits=limits,
-                        uid=slot.number if as_root else None,
-                        state=state,
-                    )
-                except BaseException as exc:
-                    program_box["error"] = exc
-                    closer(to_program_r, to_checker_w)()
-
-            thread = threading.Thread(target=run_program, name="skilltrial-program", daemon=True)
+            thread: threading.Thread | None = None
             try:
-                thread.start()
+                thread, program_box = _start_program(
+                    pipes, run_program, program_files, program_paths, program_entry
+                )
                 checker = _run_in_slot(
                     _Run(
                         files=checker_files,
                         paths=checker_paths,
                         entry=checker_entry,
-                        argv=[str(to_checker_r), str(to_program_w)],
+                        argv=[str(pipes.to_checker_r), str(pipes.to_program_w)],
                         stdin=checker_stdin,
-                        channel_fds=(to_checker_r, to_program_w),
-                        on_started=closer(to_checker_r, to_program_w),
+                        channel_fds=(pipes.to_checker_r, pipes.to_program_w),
+                        on_started=pipes.closer(pipes.to_checker_r, pipes.to_program_w),
                     ),
                     config=config,
                     kind=status.kind,
@@ -425,11 +456,10 @@ def run_pair(
                     state=state,
                 )
             finally:
-                os.write(cancel_w, b"x")
-                thread.join()
-                os.close(cancel_w)
-                os.close(cancel_r)
-                closer(*list(open_fds))()
+                os.write(pipes.cancel_w, b"x")
+                if thread is not None:
+                    thread.join()
+                pipes.close_all()
     except QueueTimeout:
         _log_refusal(pool, config)
         refused = dataclasses.replace(_REFUSED, sandbox=status.kind)
