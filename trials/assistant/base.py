@@ -206,12 +206,8 @@ def stream_with_retries(
                     yield TextDelta(piece)
         except AttemptFailed as failure:
             wait = _retry_wait(failure, attempts)
-            if (
-                not pieces
-                and failure.kind in AUTO_RETRY
-                and attempts <= settings.max_retries
-                and wait is not None
-            ):
+            if _should_retry(failure, wait, attempts, settings, streamed=bool(pieces)):
+                assert wait is not None
                 logger.info(
                     "assistant %s attempt %d failed (%s), retrying in %.2f s",
                     settings.provider,
@@ -221,15 +217,7 @@ def stream_with_retries(
                 )
                 sleep(wait)
                 continue
-            yield Failed(
-                kind=failure.kind,
-                message=safe_message(failure.message, secret),
-                retryable=failure.retryable,
-                status_code=failure.status_code,
-                retry_after_seconds=failure.retry_after_seconds,
-                latency_ms=elapsed_ms(started),
-                attempts=attempts,
-            )
+            yield _failed(failure, secret, started, attempts)
             return
         except Exception as exc:
             logger.warning(
@@ -247,24 +235,68 @@ def stream_with_retries(
             )
             return
         text = "".join(pieces)
-        estimated = result.input_tokens is None or result.output_tokens is None
-        yield Finished(
-            stop_reason=result.stop_reason or "end_turn",
-            input_tokens=(
-                result.input_tokens
-                if result.input_tokens is not None
-                else estimate_input_tokens(system, messages)
-            ),
-            output_tokens=(
-                result.output_tokens if result.output_tokens is not None else estimate_tokens(text)
-            ),
-            model=result.model or settings.model,
-            latency_ms=elapsed_ms(started),
-            usage_estimated=estimated,
-            first_text_ms=first_text_ms,
-            attempts=attempts,
-        )
+        yield _finished(result, settings, system, messages, text, started, first_text_ms, attempts)
         return
+
+
+def _should_retry(
+    failure: AttemptFailed,
+    wait: float | None,
+    attempts: int,
+    settings: AssistantSettings,
+    *,
+    streamed: bool,
+) -> bool:
+    # Never after text has reached the participant: a retry would show a second answer.
+    return (
+        not streamed
+        and failure.kind in AUTO_RETRY
+        and attempts <= settings.max_retries
+        and wait is not None
+    )
+
+
+def _failed(failure: AttemptFailed, secret: str | None, started: float, attempts: int) -> Failed:
+    return Failed(
+        kind=failure.kind,
+        message=safe_message(failure.message, secret),
+        retryable=failure.retryable,
+        status_code=failure.status_code,
+        retry_after_seconds=failure.retry_after_seconds,
+        latency_ms=elapsed_ms(started),
+        attempts=attempts,
+    )
+
+
+def _finished(
+    result: AttemptResult,
+    settings: AssistantSettings,
+    system: str,
+    messages: Sequence[ChatMessage],
+    text: str,
+    started: float,
+    first_text_ms: int | None = None,
+    attempts: int = 1,
+) -> Finished:
+    """The end of a good stream; token counts the provider did not report are estimated (and
+    marked so)."""
+    estimated = result.input_tokens is None or result.output_tokens is None
+    return Finished(
+        stop_reason=result.stop_reason or "end_turn",
+        input_tokens=(
+            result.input_tokens
+            if result.input_tokens is not None
+            else estimate_input_tokens(system, messages)
+        ),
+        output_tokens=(
+            result.output_tokens if result.output_tokens is not None else estimate_tokens(text)
+        ),
+        model=result.model or settings.model,
+        latency_ms=elapsed_ms(started),
+        usage_estimated=estimated,
+        first_text_ms=first_text_ms,
+        attempts=attempts,
+    )
 
 
 def _retry_wait(failure: AttemptFailed, attempts: int) -> float | None:

@@ -62,13 +62,9 @@ class OpenAIProvider:
         )
 
 
-def _attempt(
-    key: str,
-    system: str,
-    messages: Sequence[ChatMessage],
-    settings: AssistantSettings,
-    result: AttemptResult,
-) -> Generator[str, None, None]:
+def _sent_messages(
+    system: str, messages: Sequence[ChatMessage]
+) -> list[ChatCompletionMessageParam]:
     sent: list[ChatCompletionMessageParam] = []
     if system:
         sent.append({"role": "system", "content": system})
@@ -77,6 +73,64 @@ def _attempt(
             sent.append({"role": "user", "content": m["content"]})
         else:
             sent.append({"role": "assistant", "content": m["content"]})
+    return sent
+
+
+def _read_chunk(chunk: object, result: AttemptResult) -> tuple[str | None, str | None]:
+    """(text, finish reason) of the first choice in one streamed chunk; usage and model are
+    noted in ``result``. Read with getattr: OpenAI-compatible servers omit fields freely."""
+    model = getattr(chunk, "model", None)
+    if isinstance(model, str) and model:
+        result.model = model
+    usage = getattr(chunk, "usage", None)
+    if usage is not None:
+        prompt = getattr(usage, "prompt_tokens", None)
+        completion = getattr(usage, "completion_tokens", None)
+        if isinstance(prompt, int) and isinstance(completion, int):
+            result.input_tokens, result.output_tokens = prompt, completion
+    text: str | None = None
+    finish: str | None = None
+    for choice in getattr(chunk, "choices", None) or []:
+        if getattr(choice, "index", 0) != 0:
+            continue
+        content = getattr(getattr(choice, "delta", None), "content", None)
+        if isinstance(content, str) and content:
+            text = content
+        if getattr(choice, "finish_reason", None):
+            finish = str(choice.finish_reason)
+    return text, finish
+
+
+def _failure(exc: Exception, settings: AssistantSettings, *, opened: bool) -> AttemptFailed:
+    """What an SDK or transport exception means for the participant's question."""
+    if isinstance(exc, openai.APIStatusError):
+        return _status_failure(exc)
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return AttemptFailed(
+            "timeout", f"no answer from the provider within {settings.timeout_seconds:g} s"
+        )
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        if opened:
+            return AttemptFailed("bad_response", f"the answer stream was cut off ({_cause(exc)})")
+        return AttemptFailed("server_error", f"could not reach the provider ({_cause(exc)})")
+    if isinstance(exc, openai.APIError):
+        # An error object sent inside a stream that had started well.
+        return AttemptFailed(
+            "server_error", f"the provider reported an error mid-stream: {exc.message}"
+        )
+    # A ValueError: a chunk whose data is not JSON.
+    return AttemptFailed(
+        "bad_response", f"the provider sent a malformed answer ({type(exc).__name__})"
+    )
+
+
+def _attempt(
+    key: str,
+    system: str,
+    messages: Sequence[ChatMessage],
+    settings: AssistantSettings,
+    result: AttemptResult,
+) -> Generator[str, None, None]:
     official = settings.base_url is None
     opened = False
     finish_reason: str | None = None
@@ -85,7 +139,7 @@ def _attempt(
         with (
             client.chat.completions.create(
                 model=settings.model,
-                messages=sent,
+                messages=_sent_messages(system, messages),
                 stream=True,
                 stream_options={"include_usage": True},
                 temperature=openai.omit if settings.temperature is None else settings.temperature,
@@ -102,49 +156,14 @@ def _attempt(
                     status_code=chunks.response.status_code,
                 )
             for chunk in chunks:
-                model = getattr(chunk, "model", None)
-                if isinstance(model, str) and model:
-                    result.model = model
-                usage = getattr(chunk, "usage", None)
-                if usage is not None:
-                    prompt = getattr(usage, "prompt_tokens", None)
-                    completion = getattr(usage, "completion_tokens", None)
-                    if isinstance(prompt, int) and isinstance(completion, int):
-                        result.input_tokens, result.output_tokens = prompt, completion
-                for choice in getattr(chunk, "choices", None) or []:
-                    if getattr(choice, "index", 0) != 0:
-                        continue
-                    content = getattr(getattr(choice, "delta", None), "content", None)
-                    if isinstance(content, str) and content:
-                        yield content
-                    if getattr(choice, "finish_reason", None):
-                        finish_reason = str(choice.finish_reason)
+                text, finish = _read_chunk(chunk, result)
+                if text:
+                    yield text
+                finish_reason = finish or finish_reason
     except AttemptFailed:
         raise
-    except openai.APIStatusError as exc:
-        raise _status_failure(exc) from None
-    except (openai.APITimeoutError, httpx2.TimeoutException):
-        raise AttemptFailed(
-            "timeout", f"no answer from the provider within {settings.timeout_seconds:g} s"
-        ) from None
-    except (openai.APIConnectionError, httpx2.TransportError) as exc:
-        if opened:
-            raise AttemptFailed(
-                "bad_response", f"the answer stream was cut off ({_cause(exc)})"
-            ) from None
-        raise AttemptFailed(
-            "server_error", f"could not reach the provider ({_cause(exc)})"
-        ) from None
-    except openai.APIError as exc:
-        # An error object sent inside a stream that had started well.
-        raise AttemptFailed(
-            "server_error", f"the provider reported an error mid-stream: {exc.message}"
-        ) from None
-    except ValueError as exc:
-        # A chunk whose data is not JSON.
-        raise AttemptFailed(
-            "bad_response", f"the provider sent a malformed answer ({type(exc).__name__})"
-        ) from None
+    except (openai.APIError, httpx2.TimeoutException, httpx2.TransportError, ValueError) as exc:
+        raise _failure(exc, settings, opened=opened) from None
     if finish_reason is None:
         raise AttemptFailed("bad_response", "the answer stream ended without a finish_reason")
     result.stop_reason = STOP_REASONS.get(finish_reason, finish_reason)
