@@ -30,9 +30,12 @@ from trials.assistant.base import (
     ChatMessage,
     FailureKind,
     StreamEvent,
+    connection_failure,
+    malformed_failure,
     parse_retry_after,
     status_kind,
     stream_with_retries,
+    timeout_failure,
 )
 from trials.assistant.settings import AssistantSettings
 
@@ -130,25 +133,15 @@ def _attempt(
                     stopped = True
     except AttemptFailed:
         raise
-    except anthropic.APIStatusError as exc:
-        raise _status_failure(exc) from None
-    except (anthropic.APITimeoutError, httpx2.TimeoutException):
-        raise AttemptFailed(
-            "timeout", f"no answer from the provider within {settings.timeout_seconds:g} s"
-        ) from None
-    except (anthropic.APIConnectionError, httpx2.TransportError) as exc:
-        if opened:
-            raise AttemptFailed(
-                "bad_response", f"the answer stream was cut off ({_cause(exc)})"
-            ) from None
-        raise AttemptFailed(
-            "server_error", f"could not reach the provider ({_cause(exc)})"
-        ) from None
-    except (anthropic.APIResponseValidationError, ValueError) as exc:
-        # ValueError: an event whose data is not JSON.
-        raise AttemptFailed(
-            "bad_response", f"the provider sent a malformed answer ({type(exc).__name__})"
-        ) from None
+    except (
+        anthropic.APIStatusError,
+        anthropic.APIConnectionError,
+        anthropic.APIResponseValidationError,
+        httpx2.TimeoutException,
+        httpx2.TransportError,
+        ValueError,
+    ) as exc:
+        raise _failure(exc, settings, opened=opened) from None
     if not stopped:
         raise AttemptFailed("bad_response", "the answer stream ended before message_stop")
 
@@ -203,8 +196,12 @@ def _status_failure(exc: anthropic.APIStatusError) -> AttemptFailed:
     )
 
 
-def _cause(exc: BaseException) -> str:
-    """The name of the network error behind an SDK error (never its text: it may hold a
-    URL, and names are enough to tell a refused connection from a reset)."""
-    cause = exc.__cause__ or exc.__context__
-    return type(cause if cause is not None else exc).__name__
+def _failure(exc: Exception, settings: AssistantSettings, *, opened: bool) -> AttemptFailed:
+    """What an SDK or transport exception means for the participant's question."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return _status_failure(exc)
+    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
+        return timeout_failure(settings)
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
+        return connection_failure(exc, opened=opened)
+    return malformed_failure(exc)  # ValueError: an event whose data is not JSON

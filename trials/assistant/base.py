@@ -152,6 +152,33 @@ class AttemptFailed(Exception):
         self.retry_after_seconds = retry_after_seconds
 
 
+def error_cause(exc: BaseException) -> str:
+    """The name of the network error behind an SDK error (never its text: it may hold a
+    URL, and names are enough to tell a refused connection from a reset)."""
+    cause = exc.__cause__ or exc.__context__
+    return type(cause if cause is not None else exc).__name__
+
+
+def timeout_failure(settings: AssistantSettings) -> AttemptFailed:
+    return AttemptFailed(
+        "timeout", f"no answer from the provider within {settings.timeout_seconds:g} s"
+    )
+
+
+def connection_failure(exc: BaseException, *, opened: bool) -> AttemptFailed:
+    """A connection lost: before the answer began the provider could not be reached (worth a
+    retry); after, the answer was cut off."""
+    if opened:
+        return AttemptFailed("bad_response", f"the answer stream was cut off ({error_cause(exc)})")
+    return AttemptFailed("server_error", f"could not reach the provider ({error_cause(exc)})")
+
+
+def malformed_failure(exc: BaseException) -> AttemptFailed:
+    return AttemptFailed(
+        "bad_response", f"the provider sent a malformed answer ({type(exc).__name__})"
+    )
+
+
 # Failures worth a new attempt before any text has arrived. Not time-outs: the participant
 # has already waited a full time-out for that attempt.
 AUTO_RETRY: frozenset[FailureKind] = frozenset({"rate_limited", "server_error"})

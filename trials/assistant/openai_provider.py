@@ -24,9 +24,12 @@ from trials.assistant.base import (
     AttemptResult,
     ChatMessage,
     StreamEvent,
+    connection_failure,
+    malformed_failure,
     parse_retry_after,
     status_kind,
     stream_with_retries,
+    timeout_failure,
 )
 from trials.assistant.settings import AssistantSettings
 
@@ -106,22 +109,15 @@ def _failure(exc: Exception, settings: AssistantSettings, *, opened: bool) -> At
     if isinstance(exc, openai.APIStatusError):
         return _status_failure(exc)
     if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return AttemptFailed(
-            "timeout", f"no answer from the provider within {settings.timeout_seconds:g} s"
-        )
+        return timeout_failure(settings)
     if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        if opened:
-            return AttemptFailed("bad_response", f"the answer stream was cut off ({_cause(exc)})")
-        return AttemptFailed("server_error", f"could not reach the provider ({_cause(exc)})")
+        return connection_failure(exc, opened=opened)
     if isinstance(exc, openai.APIError):
         # An error object sent inside a stream that had started well.
         return AttemptFailed(
             "server_error", f"the provider reported an error mid-stream: {exc.message}"
         )
-    # A ValueError: a chunk whose data is not JSON.
-    return AttemptFailed(
-        "bad_response", f"the provider sent a malformed answer ({type(exc).__name__})"
-    )
+    return malformed_failure(exc)  # a ValueError: a chunk whose data is not JSON
 
 
 def _attempt(
@@ -189,9 +185,3 @@ def _status_failure(exc: openai.APIStatusError) -> AttemptFailed:
         status_code=status,
         retry_after_seconds=parse_retry_after(exc.response.headers),
     )
-
-
-def _cause(exc: BaseException) -> str:
-    """The name of the network error behind an SDK error (never its text: it may hold a URL)."""
-    cause = exc.__cause__ or exc.__context__
-    return type(cause if cause is not None else exc).__name__
