@@ -23,6 +23,11 @@ from typing import Literal
 
 from quizzes.quizfile import IDK_VALUE, Question, Quiz
 
+# How printed output is compared is a rule of the quiz format, kept with it: the protocol check
+# of a quiz file (quizzes.quizfile.sandbox) compares the same way, and the quiz file package
+# cannot import this module (which builds on it). Re-exported: callers know it as a grading rule.
+from quizzes.quizfile import normalise_output as normalise_output
+
 # auto: marked by rule (or by the sandbox's tests); human: marked by a person.
 Status = Literal["auto", "human", "needs_human", "needs_sandbox", "idk", "blank"]
 Response = str | float | Sequence[str] | None
@@ -121,18 +126,6 @@ def is_blank(response: Response) -> bool:
 
 def is_idk(question: Question, response: Response) -> bool:
     return question.idk and any(r.strip() == IDK_VALUE for r in _as_list(response))
-
-
-def normalise_output(text: str) -> str:
-    """Program output as compared for predict-the-output: line endings unified, trailing
-    spaces dropped from every line, blank lines at either end dropped. Indentation and blank
-    lines in between still count."""
-    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    return "\n".join(lines)
 
 
 def normalise_short_answer(question: Question, text: str) -> str:

@@ -7,7 +7,9 @@ Three things are run in the sandbox, as a participant's code would be:
 * each task's starter against the same tests: it must *not* pass them all, or the task is
   complete before the participant writes a line;
 * each predict-the-output quiz question's code: what it prints must equal ``expected`` as
-  grading compares them (``quizzes.grading.normalise_output``).
+  grading compares them. The quiz checks belong to the quiz file format, which the quizzes app
+  registers (``trials.definition.stage_files``; ``quizzes.quizfile.sandbox``): trials never
+  imports quizzes. They share the helpers below (``remembered``, ``guarded``, ...).
 
 Hidden tests (of tasks and of code-writing quiz questions) are also parsed first, so a syntax
 error or a file without tests is reported with its line without running anything. Every
@@ -34,22 +36,18 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from quizzes.grading import normalise_output
-from quizzes.quizfile import Question, load_quiz
 from trials import runner
 from trials.definition import (
     TRIAL_FILE,
-    Path_,
     Problem,
     TrialDefinition,
-    format_path,
     locate,
     toml_line_index,
 )
+from trials.definition.stage_files import ProtocolJob, stage_file
 from trials.judge import CheckVerdict, TestsProblem, judge_code, test_specs
-from trials.tasks import ENTRY_FILE
 
-__all__ = ["protocol_problems"]
+__all__ = ["Job", "clip", "guarded", "last_line", "protocol_problems", "remembered", "sha"]
 
 logger = logging.getLogger("skilltrial.protocol")
 
@@ -57,22 +55,23 @@ WORKERS = 2
 CACHE_SIZE = 512
 SHOWN_CHARS = 200
 
-Job = Callable[[], list[Problem]]
+Job = ProtocolJob
 R = TypeVar("R")
 
 _cache: OrderedDict[Hashable, Any] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _sha(text: str) -> str:
+def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _remembered(key: Hashable, compute: Callable[[], R], sound: Callable[[R], bool]) -> R:
+def remembered(key: Hashable, compute: Callable[[], R], sound: Callable[[R], bool]) -> R:
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
-            return _cache[key]
+            cached: R = _cache[key]
+            return cached
     value = compute()
     if sound(value):
         with _cache_lock:
@@ -82,16 +81,16 @@ def _remembered(key: Hashable, compute: Callable[[], R], sound: Callable[[R], bo
     return value
 
 
-def _clip(text: str) -> str:
+def clip(text: str) -> str:
     return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return _clip(lines[-1].strip()) if lines else ""
+    return clip(lines[-1].strip()) if lines else ""
 
 
-def _guarded(file: str, job: Job) -> Job:
+def guarded(file: str, job: Job) -> Job:
     """``job``, with a sandbox that cannot run it reported as a problem of ``file``."""
 
     def run() -> list[Problem]:
@@ -114,8 +113,8 @@ def _judge(
     config: runner.RunnerConfig,
     sound: Callable[[CheckVerdict], bool],
 ) -> CheckVerdict:
-    return _remembered(
-        ("check", _sha(tests), _sha(code), limits, config),
+    return remembered(
+        ("check", sha(tests), sha(code), limits, config),
         lambda: judge_code(
             tests_source=tests, code=code, show="messages", limits=limits, config=config
         ),
@@ -133,7 +132,7 @@ def _no_verdict(verdict: CheckVerdict, limits: runner.Limits) -> str:
         text = f"the tests did not finish within the time limit ({limits.wall_seconds:g} s)"
     else:
         text = "the tests could not be completed"
-    tail = _last_line(verdict.stderr)
+    tail = last_line(verdict.stderr)
     return f"{text}; its standard error ends: {tail}" if tail else text
 
 
@@ -224,7 +223,7 @@ def _task_jobs(
     if solution_file is not None:
         solution = files[solution_file]
         jobs.append(
-            _guarded(
+            guarded(
                 solution_file,
                 partial(_solution_problems, solution_file, tests, solution, limits, config),
             )
@@ -233,107 +232,11 @@ def _task_jobs(
     if starter_file is not None:
         starter = files[starter_file]
         jobs.append(
-            _guarded(
+            guarded(
                 starter_file,
                 partial(_starter_problems, starter_file, tests, starter, limits, config),
             )
         )
-    return jobs
-
-
-# --- quizzes --------------------------------------------------------------------------------
-
-
-def _run(code: str, limits: runner.Limits, config: runner.RunnerConfig, expected: str) -> Any:
-    def sound(result: runner.RunResult) -> bool:
-        return result.reason == "exited" and _matches(result.stdout, expected)
-
-    return _remembered(
-        ("run", _sha(code), limits, config),
-        lambda: runner.run_python({ENTRY_FILE: code}, ENTRY_FILE, limits=limits, config=config),
-        sound,
-    )
-
-
-def _matches(printed: str, expected: str) -> bool:
-    return normalise_output(printed) == normalise_output(expected)
-
-
-def _first_difference(printed: str, expected: str) -> str:
-    got = normalise_output(printed).split("\n")
-    want = normalise_output(expected).split("\n")
-    for number, (a, b) in enumerate(zip(got, want, strict=False), start=1):
-        if a != b:
-            return f"line {number} is {_clip(a)!r} where 'expected' has {_clip(b)!r}"
-    if len(got) > len(want):
-        return f"it prints more lines than 'expected' has, from line {len(want) + 1} on"
-    return f"it prints {len(got)} line(s) where 'expected' has {len(want)}"
-
-
-def _predict_problems(
-    file: str,
-    lines: dict[Path_, int],
-    index: int,
-    question: Question,
-    limits: runner.Limits,
-    config: runner.RunnerConfig,
-) -> list[Problem]:
-    def problem(field: str, message: str) -> Problem:
-        path: Path_ = ("questions", index, field)
-        return Problem(file, format_path(path), message, locate(lines, path))
-
-    result: runner.RunResult = _run(question.code, limits, config, question.expected)
-    if result.reason == "queue_timeout":
-        return [
-            problem(
-                "code",
-                "could not be checked: every sandbox run slot stayed busy; import again when "
-                "the server is quieter",
-            )
-        ]
-    if result.reason != "exited":
-        stopped = result.message or "the code was stopped"
-        return [problem("code", f"{stopped} (limit {limits.wall_seconds:g} s): no output to check")]
-    if result.stdout_truncated:
-        return [problem("code", "the code prints more than the sandbox keeps")]
-    if _matches(result.stdout, question.expected):
-        return []
-    message = (
-        f"the code prints {_clip(result.stdout)!r}, not what 'expected' says: "
-        + _first_difference(result.stdout, question.expected)
-    )
-    if result.exit_code != 0 and _last_line(result.stderr):
-        message += f" (it ended with an error: {_last_line(result.stderr)})"
-    return [problem("expected", message)]
-
-
-def _quiz_jobs(
-    definition: TrialDefinition,
-    rel: str,
-    limits: runner.Limits,
-    config: runner.RunnerConfig,
-    problems: list[Problem],
-) -> list[Job]:
-    source = definition.files.get(rel)
-    if source is None:
-        return []
-    quiz, _ = load_quiz(source, rel)  # valid: the definition was checked before
-    lines = toml_line_index(source)
-    jobs: list[Job] = []
-    for i, question in enumerate(quiz.questions):
-        if question.type == "predict_output" and question.code.strip():
-            jobs.append(
-                _guarded(rel, partial(_predict_problems, rel, lines, i, question, limits, config))
-            )
-        elif question.type == "code_writing":
-            try:
-                test_specs(question.tests)
-            except TestsProblem as exc:
-                path: Path_ = ("questions", i, "tests")
-                where = f"line {exc.line} of the tests: " if exc.line else ""
-                problems.append(
-                    Problem(rel, format_path(path), f"{where}{exc}", locate(lines, path))
-                )
     return jobs
 
 
@@ -365,7 +268,13 @@ def protocol_problems(
     for folder in folders:
         jobs += _task_jobs(definition, folder, limits, config, problems)
     for rel in quizzes:
-        jobs += _quiz_jobs(definition, rel, limits, config, problems)
+        source = definition.files.get(rel)
+        if source is not None:
+            # The quiz format is the quizzes app's (trials never imports it): its checks are
+            # looked up in the registry it fills, which fails loudly when it is not filled.
+            jobs += stage_file("quiz").protocol_jobs(
+                rel, source, limits=limits, config=config, problems=problems
+            )
     if not jobs:
         return problems
     try:

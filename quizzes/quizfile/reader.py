@@ -1,221 +1,42 @@
-"""The quiz file: its format, its validation, and what a participant may see of it.
-
-A quiz is a TOML file in the trial folder (``quiz.toml``), referenced by a quiz stage. It is
-read with :func:`load_quiz`, which returns a typed :class:`Quiz` together with *every* problem
-found, each located by file, field path (``questions[3].answer``) and line, in the same way
-as the rest of the trial definition (:mod:`trials.definition`). No Django import here.
-
-Format::
-
-    title = "What did you learn?"        # required
-    shuffle_questions = false            # per-participant order (seeded); attention checks stay
-    shuffle_options = false              # per-participant option order of choice questions
-
-    [[questions]]
-    key = "nursery_exit"                 # required, lowercase identifier, unique
-    type = "single_choice"               # see QUESTION_TYPES
-    text = "Markdown shown to the participant"
-    code = "optional code block shown with the question"
-    choices = [{ value = "a", label = "..." }, ...]   # single_choice / multi_choice
-    answer = "a"                         # the key (see below for each type)
-    points = 1.5                         # positive, a multiple of 0.5
-    categories = ["conceptual"]          # one or more of CATEGORIES
-    concepts = ["nurseries"]             # free tags
-    idk = true                           # offer "I don't know" (scores 0, recorded as such)
-    attention_check = false              # flagged and not scored: no points, no categories
-
-Answer keys by type:
-
-* ``single_choice``: ``answer`` (a choice value); optional ``shuffle_options`` override.
-* ``multi_choice`` (select all that apply): ``answers`` (choice values) and ``partial_credit``
-  = ``all_or_nothing`` (default) | ``per_option`` | ``right_minus_wrong``.
-* ``numeric``: ``answer`` (a number), ``tolerance`` (absolute, default 0), optional ``unit``.
-* ``short_answer``: ``accepted`` (strings) and/or ``patterns`` (regular expressions, matched in
-  full), ``case_sensitive`` (default false), ``normalise_whitespace`` (default true).
-* ``predict_output``: ``expected`` (what the code prints; compared line by line after
-  normalising line endings, trailing spaces and blank lines at either end).
-* ``code_writing``: ``tests`` (hidden test code run in the sandbox), ``code_credit`` =
-  ``all_or_nothing`` (default) | ``proportional``; ``code`` is the starter code.
-* ``free_text``: ``rubric`` — a string of guidance for graders, or a table
-  ``{ guidance = "...", levels = [{ points = 2, description = "..." }, ...] }``. The maximum
-  is the question's ``points``; if levels are given, graders award one of the levels.
+"""Reading a quiz file: every field checked, every problem located (file, field path
+``questions[3].answer``, line) with the trial definition's checking toolkit
+(:mod:`trials.definition.checker`). The format is described in :mod:`quizzes.quizfile`.
+No Django import.
 """
 
 from __future__ import annotations
 
-import hashlib
-import random
 import re
 import tomllib
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from trials.definition import (
+from quizzes.quizfile.model import (
+    ALL_FIELDS,
+    CATEGORIES,
+    CHOICE_TYPES,
+    CODE_CREDIT,
+    COMMON_FIELDS,
+    IDK_VALUE,
+    PARTIAL_CREDIT,
+    QUESTION_TYPES,
+    QUIZ_FIELDS,
+    TYPE_FIELDS,
+    Choice,
+    Question,
+    Quiz,
+    QuizInvalid,
+    Rubric,
+    RubricLevel,
+)
+from trials.definition.checker import (
+    Checker,
     Path_,
     Problem,
-    _check_key,
-    _Checker,
-    _norm_choices,
-    _toml_problem,
-    _unique,
+    check_key,
+    norm_choices,
+    toml_problem,
+    unique,
 )
-
-QuestionType = Literal[
-    "single_choice",
-    "multi_choice",
-    "numeric",
-    "short_answer",
-    "predict_output",
-    "code_writing",
-    "free_text",
-]
-QUESTION_TYPES: tuple[QuestionType, ...] = (
-    "single_choice",
-    "multi_choice",
-    "numeric",
-    "short_answer",
-    "predict_output",
-    "code_writing",
-    "free_text",
-)
-CHOICE_TYPES = ("single_choice", "multi_choice")
-# Types a machine can mark on submission; the other two need people or the sandbox.
-OBJECTIVE_TYPES = ("single_choice", "multi_choice", "numeric", "short_answer", "predict_output")
-CATEGORIES = ("debugging", "code_reading", "conceptual", "code_writing")
-PartialCredit = Literal["all_or_nothing", "per_option", "right_minus_wrong"]
-PARTIAL_CREDIT: tuple[PartialCredit, ...] = ("all_or_nothing", "per_option", "right_minus_wrong")
-CodeCredit = Literal["all_or_nothing", "proportional"]
-CODE_CREDIT: tuple[CodeCredit, ...] = ("all_or_nothing", "proportional")
-
-# The value an "I don't know" answer is recorded as; no choice may use it.
-IDK_VALUE = "idk"
-IDK_LABEL = "I don't know"
-
-QUIZ_FIELDS = ("title", "shuffle_questions", "shuffle_options", "questions")
-COMMON_FIELDS = (
-    "key",
-    "type",
-    "text",
-    "code",
-    "points",
-    "categories",
-    "concepts",
-    "idk",
-    "attention_check",
-)
-TYPE_FIELDS: dict[str, tuple[str, ...]] = {
-    "single_choice": ("choices", "answer", "shuffle_options"),
-    "multi_choice": ("choices", "answers", "partial_credit", "shuffle_options"),
-    "numeric": ("answer", "tolerance", "unit"),
-    "short_answer": ("accepted", "patterns", "case_sensitive", "normalise_whitespace"),
-    "predict_output": ("expected",),
-    "code_writing": ("tests", "code_credit"),
-    "free_text": ("rubric",),
-}
-ALL_FIELDS = tuple(dict.fromkeys(COMMON_FIELDS + sum(TYPE_FIELDS.values(), ())))
-
-
-@dataclass(frozen=True)
-class Choice:
-    value: str
-    label: str
-
-
-@dataclass(frozen=True)
-class RubricLevel:
-    points: float
-    description: str
-
-
-@dataclass(frozen=True)
-class Rubric:
-    """How people grade a free-text answer; never shown to participants."""
-
-    guidance: str
-    levels: tuple[RubricLevel, ...] = ()
-
-
-@dataclass(frozen=True)
-class Question:
-    key: str
-    type: QuestionType
-    text: str
-    points: float  # 0 for an attention check, which is not scored
-    code: str = ""
-    choices: tuple[Choice, ...] = ()
-    # The key: a choice value (single choice) or a number (numeric); see the module docstring.
-    answer: str | float | None = None
-    answers: tuple[str, ...] = ()
-    tolerance: float = 0.0
-    unit: str = ""
-    accepted: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    case_sensitive: bool = False
-    normalise_whitespace: bool = True
-    expected: str = ""
-    tests: str = ""
-    code_credit: CodeCredit = "all_or_nothing"
-    rubric: Rubric | None = None
-    categories: tuple[str, ...] = ()
-    concepts: tuple[str, ...] = ()
-    idk: bool = False
-    attention_check: bool = False
-    partial_credit: PartialCredit = "all_or_nothing"
-    shuffle_options: bool | None = None  # None: follow the quiz
-
-    @property
-    def scored(self) -> bool:
-        return not self.attention_check
-
-    @property
-    def choice_values(self) -> tuple[str, ...]:
-        return tuple(c.value for c in self.choices)
-
-
-@dataclass(frozen=True)
-class Quiz:
-    title: str
-    questions: tuple[Question, ...]
-    shuffle_questions: bool = False
-    shuffle_options: bool = False
-
-    def question(self, key: str) -> Question:
-        for question in self.questions:
-            if question.key == key:
-                return question
-        raise KeyError(key)
-
-    @property
-    def scored_questions(self) -> tuple[Question, ...]:
-        return tuple(q for q in self.questions if q.scored)
-
-    @property
-    def attention_checks(self) -> tuple[Question, ...]:
-        return tuple(q for q in self.questions if q.attention_check)
-
-    @property
-    def max_points(self) -> float:
-        return sum(q.points for q in self.scored_questions)
-
-    def category_max_points(self) -> dict[str, float]:
-        """Points available per category; a question in two categories counts in both."""
-        totals: dict[str, float] = {}
-        for question in self.scored_questions:
-            for category in question.categories:
-                totals[category] = totals.get(category, 0.0) + question.points
-        return totals
-
-
-class QuizInvalid(ValueError):
-    """The quiz file has problems; ``problems`` lists all of them."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s) in the quiz:\n{lines}")
-
-
-# --- reading ------------------------------------------------------------------------------
 
 
 def load_quiz(source: str, file: str) -> tuple[Quiz, list[Problem]]:
@@ -225,8 +46,8 @@ def load_quiz(source: str, file: str) -> tuple[Quiz, list[Problem]]:
     try:
         raw = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
-        return Quiz(title="", questions=()), [_toml_problem(file, exc)]
-    check = _Checker(file, source, problems)
+        return Quiz(title="", questions=()), [toml_problem(file, exc)]
+    check = Checker(file, source, problems)
     check.unknown_keys(raw, (), QUIZ_FIELDS)
     title = check.get(raw, (), "title", str, required=True, default="")
     shuffle_questions = check.get(raw, (), "shuffle_questions", bool, default=False)
@@ -235,7 +56,7 @@ def load_quiz(source: str, file: str) -> tuple[Quiz, list[Problem]]:
     if raw.get("questions", []) == []:
         check.error(("questions",), "a quiz needs at least one [[questions]] table")
     questions = [_question(check, ("questions", i), item) for i, item in enumerate(items)]
-    _unique(
+    unique(
         check,
         [(("questions", i, "key"), q.key) for i, q in enumerate(questions) if q.key],
         "question key",
@@ -260,11 +81,17 @@ def quiz_from_source(source: str, file: str = "quiz.toml") -> Quiz:
     return quiz
 
 
+def quiz_file_problems(source: str, file: str) -> list[Problem]:
+    """Every problem of a quiz file, as the trial definition loader reports them."""
+    _, problems = load_quiz(source, file)
+    return problems
+
+
 def _half_points(value: float) -> bool:
     return float(value * 2).is_integer()
 
 
-def _string_list(check: _Checker, table: dict[str, Any], path: Path_, key: str) -> list[str]:
+def _string_list(check: Checker, table: dict[str, Any], path: Path_, key: str) -> list[str]:
     values = check.get(table, path, key, list, default=[])
     out: list[str] = []
     for i, value in enumerate(values):
@@ -275,10 +102,10 @@ def _string_list(check: _Checker, table: dict[str, Any], path: Path_, key: str) 
     return out
 
 
-def _question(check: _Checker, path: Path_, raw: dict[str, Any]) -> Question:
+def _question(check: Checker, path: Path_, raw: dict[str, Any]) -> Question:
     key = check.get(raw, path, "key", str, required=True, default="")
     if key:
-        _check_key(check, path + ("key",), key, "question key")
+        check_key(check, path + ("key",), key, "question key")
     qtype = check.get(raw, path, "type", str, required=True, default="")
     known_type = qtype in QUESTION_TYPES
     if qtype and not known_type:
@@ -344,7 +171,7 @@ def _question(check: _Checker, path: Path_, raw: dict[str, Any]) -> Question:
     )
 
 
-def _points(check: _Checker, path: Path_, raw: dict[str, Any], attention: bool) -> float:
+def _points(check: Checker, path: Path_, raw: dict[str, Any], attention: bool) -> float:
     if attention:
         if "points" in raw:
             check.error(path + ("points",), "an attention check is not scored: remove 'points'")
@@ -361,7 +188,7 @@ def _points(check: _Checker, path: Path_, raw: dict[str, Any], attention: bool) 
 
 
 def _categories(
-    check: _Checker, path: Path_, raw: dict[str, Any], attention: bool
+    check: Checker, path: Path_, raw: dict[str, Any], attention: bool
 ) -> tuple[str, ...]:
     if attention:
         if "categories" in raw:
@@ -388,8 +215,8 @@ def _categories(
     return tuple(out)
 
 
-def _choice_fields(check: _Checker, path: Path_, raw: dict[str, Any], qtype: str) -> dict[str, Any]:
-    choices = _norm_choices(check, path + ("choices",), raw.get("choices"))
+def _choice_fields(check: Checker, path: Path_, raw: dict[str, Any], qtype: str) -> dict[str, Any]:
+    choices = norm_choices(check, path + ("choices",), raw.get("choices"))
     if 0 < len(choices) < 2:
         check.error(path + ("choices",), "needs at least two choices")
     values = [c["value"] for c in choices]
@@ -439,7 +266,7 @@ def _choice_fields(check: _Checker, path: Path_, raw: dict[str, Any], qtype: str
     return fields
 
 
-def _numeric_fields(check: _Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
+def _numeric_fields(check: Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
     answer = check.get(raw, path, "answer", float, required=True, default=None)
     tolerance = check.get(raw, path, "tolerance", float, default=0.0)
     if tolerance < 0:
@@ -452,7 +279,7 @@ def _numeric_fields(check: _Checker, path: Path_, raw: dict[str, Any]) -> dict[s
     }
 
 
-def _short_answer_fields(check: _Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
+def _short_answer_fields(check: Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
     accepted = _string_list(check, raw, path, "accepted")
     patterns = _string_list(check, raw, path, "patterns")
     if "accepted" not in raw and "patterns" not in raw:
@@ -475,7 +302,7 @@ def _short_answer_fields(check: _Checker, path: Path_, raw: dict[str, Any]) -> d
     }
 
 
-def _code_writing_fields(check: _Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
+def _code_writing_fields(check: Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
     tests = check.get(raw, path, "tests", str, required=True, default="")
     if "tests" in raw and isinstance(raw["tests"], str) and not tests.strip():
         check.error(path + ("tests",), "the hidden tests must not be empty")
@@ -489,7 +316,7 @@ def _code_writing_fields(check: _Checker, path: Path_, raw: dict[str, Any]) -> d
     return {"tests": tests, "code_credit": credit}
 
 
-def _rubric(check: _Checker, path: Path_, raw: dict[str, Any], points: float) -> Rubric:
+def _rubric(check: Checker, path: Path_, raw: dict[str, Any], points: float) -> Rubric:
     value = raw.get("rubric")
     rpath = path + ("rubric",)
     if value is None:
@@ -525,112 +352,3 @@ def _rubric(check: _Checker, path: Path_, raw: dict[str, Any], points: float) ->
     if levels and points and not any(level.points == points for level in levels):
         check.error(rpath + ("levels",), f"no level is worth the question's full {points:g} points")
     return Rubric(guidance=guidance, levels=tuple(sorted(levels, key=lambda lv: lv.points)))
-
-
-# --- what a participant sees --------------------------------------------------------------
-
-
-def participant_choices(question: Question) -> list[dict[str, str]]:
-    """The options a participant picks from, with "I don't know" last when offered."""
-    choices = [{"value": c.value, "label": c.label} for c in question.choices]
-    if question.idk and question.type in CHOICE_TYPES:
-        choices.append({"value": IDK_VALUE, "label": IDK_LABEL})
-    return choices
-
-
-def participant_view(question: Question) -> dict[str, Any]:
-    """Only what a participant may see of a question.
-
-    Never the key, accepted answers, expected output, hidden tests, rubric, categories or
-    whether it is an attention check. Points are left out too: an attention check carries
-    none, so showing points would give it away.
-    """
-    view: dict[str, Any] = {
-        "key": question.key,
-        "type": question.type,
-        "text": question.text,
-        "idk": question.idk,
-    }
-    if question.code:
-        view["code"] = question.code
-    if question.type in CHOICE_TYPES:
-        view["choices"] = participant_choices(question)
-    if question.type == "numeric" and question.unit:
-        view["unit"] = question.unit
-    return view
-
-
-def _rng(seed: str, purpose: str) -> random.Random:
-    # A generator of its own per participant and purpose: never the global random state, and
-    # the option order of one question does not depend on any other question.
-    digest = hashlib.sha256(f"{seed}\x00{purpose}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def order_for_participant(quiz: Quiz, seed: str) -> tuple[list[str], dict[str, list[str]]]:
-    """The question order and the option order (choice questions only, "I don't know" last)
-    one participant sees. Deterministic in ``seed``; the identity order when shuffling is off.
-
-    Attention checks keep the position the author gave them: where an attention check sits
-    (early, middle, end) affects how many people fail it, so moving it per participant would
-    mix position effects into the failure rate. The other questions are permuted among the
-    remaining positions.
-    """
-    keys = [q.key for q in quiz.questions]
-    if quiz.shuffle_questions:
-        movable = [q.key for q in quiz.questions if not q.attention_check]
-        _rng(seed, "questions").shuffle(movable)
-        shuffled = iter(movable)
-        keys = [q.key if q.attention_check else next(shuffled) for q in quiz.questions]
-    options: dict[str, list[str]] = {}
-    for question in quiz.questions:
-        if question.type not in CHOICE_TYPES:
-            continue
-        values = list(question.choice_values)
-        shuffle = (
-            quiz.shuffle_options if question.shuffle_options is None else question.shuffle_options
-        )
-        if shuffle:
-            _rng(seed, f"options:{question.key}").shuffle(values)
-        if question.idk:
-            values.append(IDK_VALUE)
-        options[question.key] = values
-    return keys, options
-
-
-def participant_questions(quiz: Quiz, seed: str) -> list[dict[str, Any]]:
-    """Participant views of every question, in this participant's order and option order."""
-    keys, options = order_for_participant(quiz, seed)
-    views = []
-    for key in keys:
-        view = participant_view(quiz.question(key))
-        if "choices" in view:
-            by_value = {c["value"]: c for c in view["choices"]}
-            view["choices"] = [by_value[value] for value in options[key]]
-        views.append(view)
-    return views
-
-
-__all__ = [
-    "CATEGORIES",
-    "IDK_VALUE",
-    "OBJECTIVE_TYPES",
-    "QUESTION_TYPES",
-    "Choice",
-    "Question",
-    "Quiz",
-    "QuizInvalid",
-    "Rubric",
-    "RubricLevel",
-    "load_quiz",
-    "order_for_participant",
-    "participant_choices",
-    "participant_questions",
-    "participant_view",
-    "quiz_from_source",
-]
-
-
-def register_with_trials() -> None:
-    """Plug the quiz file format into trials' definition-time registries (called once from
-    ``QuizzesConfig.ready``)."""

@@ -1,31 +1,39 @@
-"""Trial definitions as files: parse, validate and normalise a trial folder.
+"""The tables of a trial definition: ``trial.toml`` (and its survey and baseline questions),
+each task folder's ``task.toml`` and ``assistant.toml``, checked and normalised.
 
-A trial folder holds ``trial.toml`` and the files it references (consent and debrief text,
-task folders, the quiz file). :func:`load_trial_dir` reads it and returns either a
-:class:`TrialDefinition` or raises :class:`DefinitionInvalid` carrying *every* problem found,
-each located by file, field path and (where the TOML allows) line.
-
-The normalised form is plain JSON-safe data with every default filled in and no ``None``
-values, so that exporting it back to TOML and importing again gives the same form and the
-same protocol hash. No Django import here: the importer service stores what this returns.
+:class:`TrialTables` reads every table with a :class:`~trials.definition.checker.Checker`,
+records a located problem for everything wrong and fills in every default, so that the
+protocol hash says exactly what a trial ran under. Files are read through the trial folder
+(:mod:`trials.definition.files`); a quiz stage's file through the format the quizzes app
+registers (:mod:`trials.definition.stage_files`). No Django import.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
-import tomli_w
+from trials.assistant.scripted import material_problems
+from trials.assistant.settings import AssistantSettings, validate_table
+from trials.definition.checker import (
+    Checker,
+    Path_,
+    Problem,
+    check_key,
+    norm_choices,
+    toml_problem,
+    unique,
+)
+from trials.definition.rules import (
+    DEFAULT_DUPLICATE_SIGNALS,
+    DUPLICATE_RULES,
+    DUPLICATE_SIGNALS,
+    question_choices,
+)
+from trials.definition.stage_files import stage_file
 
-TRIAL_FILE = "trial.toml"
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
-KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 SCHEMES = ("simple", "blocks", "stratified_blocks", "minimization")
 TOOLS = ("assistant",)
@@ -57,7 +65,6 @@ POPULATION_RULES = (
     "completed_tasks",
     "no_noncompliance_flag",
 )
-MAX_FILE_BYTES = 1_000_000
 
 # [participants]: who counts as one person, how a session moves to another browser, and the
 # window in which the same address or browser marks a likely duplicate (README, "One person,
@@ -80,263 +87,16 @@ PARTICIPANT_DEFAULTS: dict[str, Any] = {
 EXTERNAL_ID_PARAM_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
 # Query parameters that are the same for everyone in a study: they cannot tell people apart.
 SHARED_PARAMS = ("STUDY_ID",)
-DUPLICATE_RULES = ("keep", "exclude")
-DUPLICATE_SIGNALS = ("external_id", "browser", "address")
-DEFAULT_DUPLICATE_SIGNALS = ["external_id", "browser"]
-
-Path_ = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a definition, located as precisely as the files allow."""
-
-    file: str
-    path: str
-    message: str
-    line: int | None = None
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        field_part = f" {self.path}:" if self.path else ""
-        return f"{where}:{field_part} {self.message}"
-
-
-class DefinitionInvalid(Exception):
-    """The definition has problems; ``problems`` lists all of them."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s) in the trial definition:\n{lines}")
-
-
-@dataclass(frozen=True)
-class TrialDefinition:
-    """A valid, normalised trial definition and the text of every file it references."""
-
-    data: dict[str, Any]
-    files: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def slug(self) -> str:
-        return str(self.data["slug"])
-
-    @property
-    def version(self) -> int:
-        return int(self.data["version"])
-
-    def protocol_hash(self) -> str:
-        return protocol_hash(self.data, self.files)
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def protocol_hash(data: dict[str, Any], files: dict[str, str]) -> str:
-    """SHA-256 over the normalised definition and the content of every referenced file."""
-    file_digests = {
-        path: hashlib.sha256(text.encode("utf-8")).hexdigest() for path, text in files.items()
-    }
-    payload = canonical_json({"definition": data, "files": file_digests})
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-# --- locating fields in TOML source ------------------------------------------------------
-
-
-_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
-
-
-def _split_dotted(text: str) -> list[str]:
-    return [part.strip().strip("\"'") for part in text.split(".")]
-
-
-def toml_line_index(source: str) -> dict[Path_, int]:
-    """Best-effort map from a field path to the line where it is written.
-
-    Handles tables, arrays of tables and (dotted) keys; a value inside an inline table or
-    array is located at the line of its key. Good enough to point a person at the right line.
-    """
-    index: dict[Path_, int] = {}
-    counters: dict[tuple[str, ...], int] = {}
-    current: list[str | int] = []
-    for lineno, line in enumerate(source.splitlines(), start=1):
-        header = _HEADER_RE.match(line)
-        if header:
-            names = _split_dotted(header.group(2))
-            # Resolve parent arrays of tables to their latest element.
-            resolved: list[str | int] = []
-            for depth, name in enumerate(names):
-                resolved.append(name)
-                key = tuple(str(p) for p in names[: depth + 1])
-                is_last = depth == len(names) - 1
-                if header.group(1) == "[[" and is_last:
-                    counters[key] = counters.get(key, -1) + 1
-                    resolved.append(counters[key])
-                elif key in counters:
-                    resolved.append(counters[key])
-            current = resolved
-            index.setdefault(tuple(current), lineno)
-            continue
-        key_match = _KEY_RE.match(line)
-        if key_match and not line.lstrip().startswith("#"):
-            path = tuple(current) + tuple(_split_dotted(key_match.group(1)))
-            index.setdefault(path, lineno)
-    return index
-
-
-def locate(index: dict[Path_, int], path: Path_) -> int | None:
-    for end in range(len(path), 0, -1):
-        line = index.get(tuple(path[:end]))
-        if line is not None:
-            return line
-    return None
-
-
-def format_path(path: Path_) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
-
-
-# --- the validator -------------------------------------------------------------------------
-
-
-class _Checker:
-    """Collects problems for one TOML file while reading typed values out of it."""
-
-    def __init__(self, file: str, source: str, problems: list[Problem]) -> None:
-        self.file = file
-        self.index = toml_line_index(source)
-        self.problems = problems
-
-    def error(self, path: Path_, message: str) -> None:
-        self.problems.append(
-            Problem(self.file, format_path(path), message, locate(self.index, path))
-        )
-
-    def get(
-        self,
-        table: dict[str, Any],
-        path: Path_,
-        key: str,
-        kind: type | tuple[type, ...],
-        *,
-        required: bool = False,
-        default: Any = None,
-    ) -> Any:
-        if key not in table:
-            if required:
-                self.error(path, f"missing required field '{key}'")
-            return default
-        value = table[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and int not in kinds:
-            kinds = (*kinds, int)  # a whole number is a fine number
-        # TOML booleans are not integers for our purposes.
-        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
-        if not ok:
-            names = " or ".join(_type_name(k) for k in kinds if not (k is int and float in kinds))
-            self.error(path + (key,), f"must be {names} (got {_describe(value)})")
-            return default
-        return value
-
-    def unknown_keys(self, table: dict[str, Any], path: Path_, allowed: Iterable[str]) -> None:
-        allowed_set = set(allowed)
-        for key in table:
-            if key not in allowed_set:
-                choices = ", ".join(sorted(allowed_set))
-                self.error(path + (key,), f"unknown field '{key}' (allowed: {choices})")
-
-    def table_list(self, table: dict[str, Any], path: Path_, key: str) -> list[dict[str, Any]]:
-        raw = table.get(key, [])
-        if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-            self.error(path + (key,), f"must be an array of tables ([[{key}]])")
-            return []
-        return raw
-
-
-def _type_name(kind: type) -> str:
-    return {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        list: "an array",
-        dict: "a table",
-    }.get(kind, kind.__name__)
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_key(check: _Checker, path: Path_, value: str, what: str) -> None:
-    if not KEY_RE.match(value):
-        check.error(
-            path,
-            f"{what} {value!r} must start with a lowercase letter and contain only "
-            "lowercase letters, digits and underscores",
-        )
-
-
-def _unique(check: _Checker, items: Sequence[tuple[Path_, str]], what: str) -> None:
-    seen: dict[str, Path_] = {}
-    for path, key in items:
-        if key in seen:
-            check.error(
-                path, f"duplicate {what} '{key}' (first defined at {format_path(seen[key])})"
-            )
-        else:
-            seen[key] = path
-
-
-def _norm_choices(check: _Checker, path: Path_, raw: Any) -> list[dict[str, str]]:
-    if not isinstance(raw, list) or not raw:
-        check.error(path, "must be a non-empty array of choices")
-        return []
-    out: list[dict[str, str]] = []
-    for i, item in enumerate(raw):
-        if isinstance(item, str):
-            out.append({"value": item, "label": item})
-        elif isinstance(item, dict) and isinstance(item.get("value"), str):
-            label = item.get("label", item["value"])
-            if not isinstance(label, str):
-                check.error(path + (i, "label"), "must be a string")
-                label = item["value"]
-            extra = set(item) - {"value", "label"}
-            if extra:
-                check.error(path + (i,), f"unknown field(s) {sorted(extra)} in a choice")
-            out.append({"value": item["value"], "label": label})
-        else:
-            check.error(
-                path + (i,),
-                'each choice must be a string or a table {value = "...", label = "..."}',
-            )
-    values = [c["value"] for c in out]
-    for i, value in enumerate(values):
-        if value in values[:i]:
-            check.error(path + (i,), f"duplicate choice value {value!r}")
-    return out
-
 
 QUESTION_FIELDS = ("key", "text", "type", "choices", "required", "min", "max", "help", "scale")
 
 
-def normalise_question(check: _Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
+def normalise_question(check: Checker, path: Path_, raw: dict[str, Any]) -> dict[str, Any]:
     """A survey or baseline question: key, text, type and type-specific settings."""
     check.unknown_keys(raw, path, QUESTION_FIELDS)
     key = check.get(raw, path, "key", str, required=True, default="")
     if key:
-        _check_key(check, path + ("key",), key, "question key")
+        check_key(check, path + ("key",), key, "question key")
     text = check.get(raw, path, "text", str, required=True, default="")
     qtype = check.get(raw, path, "type", str, required=True, default="")
     if qtype and qtype not in QUESTION_TYPES:
@@ -354,7 +114,7 @@ def normalise_question(check: _Checker, path: Path_, raw: dict[str, Any]) -> dic
     if help_text:
         question["help"] = help_text
     if qtype in ("single_choice", "multi_choice"):
-        question["choices"] = _norm_choices(check, path + ("choices",), raw.get("choices"))
+        question["choices"] = norm_choices(check, path + ("choices",), raw.get("choices"))
     elif "choices" in raw and qtype == "likert":
         check.error(path + ("choices",), "a likert question takes 'scale', not 'choices'")
     if qtype == "likert":
@@ -373,17 +133,41 @@ def normalise_question(check: _Checker, path: Path_, raw: dict[str, Any]) -> dic
     return question
 
 
-def question_choices(question: dict[str, Any]) -> list[dict[str, str]]:
-    """The answer options of a question, including those implied by its type."""
-    if question["type"] == "yes_no":
-        return [{"value": "yes", "label": "Yes"}, {"value": "no", "label": "No"}]
-    if question["type"] == "likert":
-        return [{"value": str(i), "label": str(i)} for i in range(1, 8)]
-    return list(question.get("choices", []))
-
-
 def _levels(question: dict[str, Any]) -> list[str]:
     return [c["value"] for c in question_choices(question)]
+
+
+def _outcome(check: Checker, opath: Path_, item: Any) -> dict[str, Any]:
+    """A primary or secondary outcome: a name, or a table with a name and its details."""
+    if isinstance(item, str):
+        item = {"outcome": item}
+    if not isinstance(item, dict):
+        check.error(opath, "must be an outcome name or a table {outcome = ...}")
+        return {}
+    check.unknown_keys(item, opath, ("outcome", "description", "stage", "margin"))
+    name = check.get(item, opath, "outcome", str, required=True, default="")
+    if name and name not in OUTCOMES:
+        check.error(
+            opath + ("outcome",),
+            f"unknown outcome {name!r} (allowed: {', '.join(OUTCOMES)})",
+        )
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def _finite_question(
+    check: Checker, by_key: dict[str, dict[str, Any]], qpath: Path_, qkey: Any
+) -> None:
+    """Strata and minimization factors need a baseline question with finitely many answers."""
+    if not isinstance(qkey, str):
+        check.error(qpath, "must be a baseline question key (a string)")
+    elif qkey not in by_key:
+        check.error(qpath, f"no baseline question with key {qkey!r}")
+    elif by_key[qkey]["type"] not in FINITE_TYPES:
+        check.error(
+            qpath,
+            f"question {qkey!r} is of type {by_key[qkey]['type']!r}; strata and "
+            f"factors need one of {', '.join(FINITE_TYPES)}",
+        )
 
 
 # --- top level ----------------------------------------------------------------------------
@@ -423,76 +207,24 @@ STAGE_FIELDS = (
 RANDOMIZATION_FIELDS = ("scheme", "block_sizes", "strata", "factors", "imbalance", "p_preferred")
 
 
-class _Loader:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.problems: list[Problem] = []
-        self.files: dict[str, str] = {}
+class FolderReader(Protocol):
+    """What the checks read files through (:class:`trials.definition.files.TrialFolder`)."""
 
-    # files ------------------------------------------------------------------------------
+    problems: list[Problem]
+    files: dict[str, str]
 
-    def read_text(self, rel: str, check: _Checker, path: Path_) -> str | None:
-        pure = PurePosixPath(rel)
-        if pure.is_absolute() or ".." in pure.parts or not rel:
-            check.error(path, f"file path {rel!r} must be relative and inside the trial folder")
-            return None
-        target = self.root / pure
-        if not target.is_file():
-            check.error(path, f"file {rel!r} not found in {self.root}")
-            return None
-        if target.stat().st_size > MAX_FILE_BYTES:
-            check.error(path, f"file {rel!r} is larger than {MAX_FILE_BYTES} bytes")
-            return None
-        try:
-            text = target.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            check.error(path, f"file {rel!r} is not UTF-8 text ({exc.reason} at byte {exc.start})")
-            return None
-        self.files[str(pure)] = text
-        return text
+    def read_text(self, rel: str, check: Checker, path: Path_) -> str | None: ...
 
-    def read_folder(self, rel: str, check: _Checker, path: Path_) -> list[str]:
-        pure = PurePosixPath(rel)
-        if pure.is_absolute() or ".." in pure.parts or not rel:
-            check.error(path, f"folder path {rel!r} must be relative and inside the trial folder")
-            return []
-        target = self.root / pure
-        if not target.is_dir():
-            check.error(path, f"folder {rel!r} not found in {self.root}")
-            return []
-        names: list[str] = []
-        for child in sorted(target.rglob("*")):
-            if child.is_file() and "__pycache__" not in child.parts:
-                child_rel = str(PurePosixPath(rel) / child.relative_to(target).as_posix())
-                if self.read_text(child_rel, check, path) is not None:
-                    names.append(child_rel)
-        return names
+    def read_folder(self, rel: str, check: Checker, path: Path_) -> list[str]: ...
 
-    # sections ---------------------------------------------------------------------------
 
-    def load(self) -> TrialDefinition:
-        trial_path = self.root / TRIAL_FILE
-        if not self.root.is_dir():
-            raise DefinitionInvalid([Problem(str(self.root), "", "trial folder not found")])
-        if not trial_path.is_file():
-            raise DefinitionInvalid([Problem(TRIAL_FILE, "", f"no {TRIAL_FILE} in {self.root}")])
-        try:
-            source = trial_path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise DefinitionInvalid(
-                [Problem(TRIAL_FILE, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-            ) from None
-        try:
-            raw = tomllib.loads(source)
-        except tomllib.TOMLDecodeError as exc:
-            raise DefinitionInvalid([_toml_problem(TRIAL_FILE, exc)]) from None
-        check = _Checker(TRIAL_FILE, source, self.problems)
-        data = self.trial(check, raw)
-        if self.problems:
-            raise DefinitionInvalid(self.problems)
-        return TrialDefinition(data=data, files=dict(sorted(self.files.items())))
+class TrialTables:
+    """The checks of every table of one trial folder; problems go to the folder's list."""
 
-    def trial(self, check: _Checker, raw: dict[str, Any]) -> dict[str, Any]:
+    def __init__(self, folder: FolderReader) -> None:
+        self.folder = folder
+
+    def trial(self, check: Checker, raw: dict[str, Any]) -> dict[str, Any]:
         check.unknown_keys(raw, (), TOP_FIELDS)
         slug = check.get(raw, (), "slug", str, required=True, default="")
         if slug and not SLUG_RE.match(slug):
@@ -528,7 +260,7 @@ class _Loader:
         data["analysis"] = self.analysis(check, raw, data["arms"])
         return data
 
-    def participants(self, check: _Checker, raw: dict[str, Any]) -> dict[str, Any]:
+    def participants(self, check: Checker, raw: dict[str, Any]) -> dict[str, Any]:
         path: Path_ = ("participants",)
         table = check.get(raw, (), "participants", dict, default={})
         check.unknown_keys(table, path, PARTICIPANT_FIELDS)
@@ -592,7 +324,7 @@ class _Loader:
             "duplicate_window_hours": float(window),
         }
 
-    def arms(self, check: _Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    def arms(self, check: Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
         arms: list[dict[str, Any]] = []
         items = check.table_list(raw, (), "arms")
         if len(items) < 2:
@@ -602,7 +334,7 @@ class _Loader:
             check.unknown_keys(item, path, ARM_FIELDS)
             key = check.get(item, path, "key", str, required=True, default="")
             if key:
-                _check_key(check, path + ("key",), key, "arm key")
+                check_key(check, path + ("key",), key, "arm key")
             weight = check.get(item, path, "weight", int, default=1)
             if weight <= 0:
                 check.error(
@@ -634,14 +366,12 @@ class _Loader:
                     path + ("budget",), "a budget only applies to an arm with the assistant"
                 )
             arms.append(arm)
-        _unique(check, [(("arms", i, "key"), a["key"]) for i, a in enumerate(arms)], "arm key")
+        unique(check, [(("arms", i, "key"), a["key"]) for i, a in enumerate(arms)], "arm key")
         return arms
 
-    def assistant(self, check: _Checker, path: Path_, table: dict[str, Any]) -> dict[str, Any]:
+    def assistant(self, check: Checker, path: Path_, table: dict[str, Any]) -> dict[str, Any]:
         """The arm's assistant settings, validated and with every default filled in, so the
         protocol hash says exactly what the treatment was."""
-        from trials.assistant.settings import AssistantSettings, validate_table
-
         problems = validate_table(table)
         for problem in problems:
             check.error(path + tuple(problem.path), problem.message)
@@ -649,7 +379,7 @@ class _Loader:
             return dict(table)
         return AssistantSettings.from_table(table).to_table()
 
-    def budget(self, check: _Checker, path: Path_, item: dict[str, Any]) -> dict[str, Any]:
+    def budget(self, check: Checker, path: Path_, item: dict[str, Any]) -> dict[str, Any]:
         table = check.get(item, path, "budget", dict, default={})
         bpath = path + ("budget",)
         check.unknown_keys(table, bpath, ("messages", "tokens"))
@@ -662,12 +392,12 @@ class _Loader:
                 check.error(bpath + (key,), "must be a positive whole number")
         return budget
 
-    def baseline(self, check: _Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    def baseline(self, check: Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
         questions = [
             normalise_question(check, ("baseline", i), item)
             for i, item in enumerate(check.table_list(raw, (), "baseline"))
         ]
-        _unique(
+        unique(
             check,
             [(("baseline", i, "key"), q["key"]) for i, q in enumerate(questions)],
             "question key",
@@ -675,7 +405,7 @@ class _Loader:
         return questions
 
     def eligibility(
-        self, check: _Checker, raw: dict[str, Any], baseline: list[dict[str, Any]]
+        self, check: Checker, raw: dict[str, Any], baseline: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         by_key = {q["key"]: q for q in baseline}
         rules: list[dict[str, Any]] = []
@@ -724,7 +454,7 @@ class _Loader:
 
     def randomization(
         self,
-        check: _Checker,
+        check: Checker,
         raw: dict[str, Any],
         arms: list[dict[str, Any]],
         baseline: list[dict[str, Any]],
@@ -741,33 +471,8 @@ class _Loader:
         out: dict[str, Any] = {"scheme": scheme}
         by_key = {q["key"]: q for q in baseline}
         total_weight = sum(a["weight"] for a in arms if a["weight"] > 0) or 1
-
-        def finite_question(qpath: Path_, qkey: Any) -> None:
-            if not isinstance(qkey, str):
-                check.error(qpath, "must be a baseline question key (a string)")
-            elif qkey not in by_key:
-                check.error(qpath, f"no baseline question with key {qkey!r}")
-            elif by_key[qkey]["type"] not in FINITE_TYPES:
-                check.error(
-                    qpath,
-                    f"question {qkey!r} is of type {by_key[qkey]['type']!r}; strata and "
-                    f"factors need one of {', '.join(FINITE_TYPES)}",
-                )
-
         if scheme in ("blocks", "stratified_blocks"):
-            sizes = check.get(table, path, "block_sizes", list, required=True, default=[])
-            if not sizes:
-                check.error(path + ("block_sizes",), "needs at least one block size")
-            for j, size in enumerate(sizes):
-                if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-                    check.error(path + ("block_sizes", j), "must be a positive integer")
-                elif size % total_weight:
-                    check.error(
-                        path + ("block_sizes", j),
-                        f"block size {size} is not a multiple of the arms' total weight "
-                        f"{total_weight}",
-                    )
-            out["block_sizes"] = sorted({s for s in sizes if isinstance(s, int)})
+            out["block_sizes"] = self.block_sizes(check, table, path, total_weight)
         elif "block_sizes" in table:
             check.error(path + ("block_sizes",), f"not used by scheme {scheme!r}")
         if scheme == "stratified_blocks":
@@ -775,44 +480,68 @@ class _Loader:
             if not strata:
                 check.error(path + ("strata",), "stratified blocks need at least one stratum")
             for j, qkey in enumerate(strata):
-                finite_question(path + ("strata", j), qkey)
+                _finite_question(check, by_key, path + ("strata", j), qkey)
             out["strata"] = [s for s in strata if isinstance(s, str)]
         elif "strata" in table:
             check.error(path + ("strata",), f"not used by scheme {scheme!r}")
         if scheme == "minimization":
-            factors = check.get(table, path, "factors", list, required=True, default=[])
-            norm_factors = []
-            for j, factor in enumerate(factors):
-                fpath = path + ("factors", j)
-                if isinstance(factor, str):
-                    factor = {"question": factor}
-                if not isinstance(factor, dict):
-                    check.error(fpath, "must be a question key or {question = ..., weight = ...}")
-                    continue
-                check.unknown_keys(factor, fpath, ("question", "weight"))
-                finite_question(fpath + ("question",), factor.get("question"))
-                fweight = check.get(factor, fpath, "weight", (int, float), default=1.0)
-                if fweight <= 0:
-                    check.error(fpath + ("weight",), "must be positive")
-                norm_factors.append({"question": factor.get("question"), "weight": float(fweight)})
-            if not factors:
-                check.error(path + ("factors",), "minimization needs at least one factor")
-            out["factors"] = norm_factors
-            imbalance = check.get(table, path, "imbalance", str, default="range")
-            if imbalance not in ("range", "variance"):
-                check.error(path + ("imbalance",), "must be 'range' or 'variance'")
-            p_pref = check.get(table, path, "p_preferred", (int, float), default=0.8)
-            if not 0 < p_pref <= 1:
-                check.error(path + ("p_preferred",), "must be in (0, 1]")
-            out["imbalance"] = imbalance
-            out["p_preferred"] = float(p_pref)
+            out.update(self.minimization(check, table, path, by_key))
         else:
             for key in ("factors", "imbalance", "p_preferred"):
                 if key in table:
                     check.error(path + (key,), "only used by scheme 'minimization'")
         return out
 
-    def stages(self, check: _Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
+    def block_sizes(
+        self, check: Checker, table: dict[str, Any], path: Path_, total_weight: int
+    ) -> list[int]:
+        sizes = check.get(table, path, "block_sizes", list, required=True, default=[])
+        if not sizes:
+            check.error(path + ("block_sizes",), "needs at least one block size")
+        for j, size in enumerate(sizes):
+            if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+                check.error(path + ("block_sizes", j), "must be a positive integer")
+            elif size % total_weight:
+                check.error(
+                    path + ("block_sizes", j),
+                    f"block size {size} is not a multiple of the arms' total weight {total_weight}",
+                )
+        return sorted({s for s in sizes if isinstance(s, int)})
+
+    def minimization(
+        self,
+        check: Checker,
+        table: dict[str, Any],
+        path: Path_,
+        by_key: dict[str, dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The factors, imbalance measure and preferred-arm probability of minimization."""
+        factors = check.get(table, path, "factors", list, required=True, default=[])
+        norm_factors = []
+        for j, factor in enumerate(factors):
+            fpath = path + ("factors", j)
+            if isinstance(factor, str):
+                factor = {"question": factor}
+            if not isinstance(factor, dict):
+                check.error(fpath, "must be a question key or {question = ..., weight = ...}")
+                continue
+            check.unknown_keys(factor, fpath, ("question", "weight"))
+            _finite_question(check, by_key, fpath + ("question",), factor.get("question"))
+            fweight = check.get(factor, fpath, "weight", (int, float), default=1.0)
+            if fweight <= 0:
+                check.error(fpath + ("weight",), "must be positive")
+            norm_factors.append({"question": factor.get("question"), "weight": float(fweight)})
+        if not factors:
+            check.error(path + ("factors",), "minimization needs at least one factor")
+        imbalance = check.get(table, path, "imbalance", str, default="range")
+        if imbalance not in ("range", "variance"):
+            check.error(path + ("imbalance",), "must be 'range' or 'variance'")
+        p_pref = check.get(table, path, "p_preferred", (int, float), default=0.8)
+        if not 0 < p_pref <= 1:
+            check.error(path + ("p_preferred",), "must be in (0, 1]")
+        return {"factors": norm_factors, "imbalance": imbalance, "p_preferred": float(p_pref)}
+
+    def stages(self, check: Checker, raw: dict[str, Any]) -> list[dict[str, Any]]:
         stages: list[dict[str, Any]] = []
         items = check.table_list(raw, (), "stages")
         if not items:
@@ -822,7 +551,7 @@ class _Loader:
             check.unknown_keys(item, path, STAGE_FIELDS)
             key = check.get(item, path, "key", str, required=True, default="")
             if key:
-                _check_key(check, path + ("key",), key, "stage key")
+                check_key(check, path + ("key",), key, "stage key")
             stype = check.get(item, path, "type", str, required=True, default="")
             if stype and stype not in STAGE_TYPES:
                 check.error(
@@ -852,14 +581,12 @@ class _Loader:
             stage["tools"] = sorted({t for t in tools if isinstance(t, str)})
             self.stage_content(check, path, item, stage)
             stages.append(stage)
-        _unique(
-            check, [(("stages", i, "key"), s["key"]) for i, s in enumerate(stages)], "stage key"
-        )
+        unique(check, [(("stages", i, "key"), s["key"]) for i, s in enumerate(stages)], "stage key")
         self.stage_order(check, stages)
         return stages
 
     def stage_content(
-        self, check: _Checker, path: Path_, item: dict[str, Any], stage: dict[str, Any]
+        self, check: Checker, path: Path_, item: dict[str, Any], stage: dict[str, Any]
     ) -> None:
         stype = stage["type"]
         needs_file = stype in ("consent", "instructions", "debrief")
@@ -868,7 +595,7 @@ class _Loader:
             if not needs_file:
                 check.error(path + ("file",), f"a {stype} stage does not take a 'file'")
             else:
-                self.read_text(file_rel, check, path + ("file",))
+                self.folder.read_text(file_rel, check, path + ("file",))
                 stage["file"] = file_rel
         tasks = check.get(item, path, "tasks", list, required=stype == "task", default=[])
         if tasks and stype != "task":
@@ -906,14 +633,14 @@ class _Loader:
                 normalise_question(check, path + ("questions", j), q)
                 for j, q in enumerate(questions)
             ]
-            _unique(
+            unique(
                 check,
                 [(path + ("questions", j, "key"), q["key"]) for j, q in enumerate(norm)],
                 "question key",
             )
             stage["questions"] = norm
 
-    def stage_order(self, check: _Checker, stages: list[dict[str, Any]]) -> None:
+    def stage_order(self, check: Checker, stages: list[dict[str, Any]]) -> None:
         types = [s["type"] for s in stages]
         if not stages:
             return
@@ -939,20 +666,20 @@ class _Loader:
                         f"a {stype} stage cannot come before screening (no arm is allocated yet)",
                     )
 
-    def task(self, check: _Checker, path: Path_, folder: str) -> None:
-        names = self.read_folder(folder, check, path)
+    def task(self, check: Checker, path: Path_, folder: str) -> None:
+        names = self.folder.read_folder(folder, check, path)
         if not names:
             return
         task_toml = f"{folder.rstrip('/')}/task.toml"
-        if task_toml not in self.files:
+        if task_toml not in self.folder.files:
             check.error(path, f"task folder {folder!r} has no task.toml")
             return
-        source = self.files[task_toml]
-        task_check = _Checker(task_toml, source, self.problems)
+        source = self.folder.files[task_toml]
+        task_check = Checker(task_toml, source, self.folder.problems)
         try:
             raw = tomllib.loads(source)
         except tomllib.TOMLDecodeError as exc:
-            self.problems.append(_toml_problem(task_toml, exc))
+            self.folder.problems.append(toml_problem(task_toml, exc))
             return
         task_check.unknown_keys(
             raw, (), ("title", "instructions", "starter", "solution", "tests", "entry", "show")
@@ -960,28 +687,25 @@ class _Loader:
         task_check.get(raw, (), "title", str, required=True)
         for key in ("instructions", "starter", "solution", "tests"):
             rel = task_check.get(raw, (), key, str, required=key in ("instructions", "starter"))
-            if rel and f"{folder.rstrip('/')}/{rel}" not in self.files:
+            if rel and f"{folder.rstrip('/')}/{rel}" not in self.folder.files:
                 task_check.error((key,), f"file {rel!r} not found in task folder {folder!r}")
         material = f"{folder.rstrip('/')}/assistant.toml"
-        if material in self.files:
-            from trials.assistant.scripted import material_problems
-
-            material_check = _Checker(material, self.files[material], self.problems)
-            for problem in material_problems(self.files[material]):
+        if material in self.folder.files:
+            material_check = Checker(material, self.folder.files[material], self.folder.problems)
+            for problem in material_problems(self.folder.files[material]):
                 material_check.error(tuple(problem.path), problem.message)
 
-    def quiz(self, check: _Checker, path: Path_, rel: str) -> None:
-        # quizzes.quizfile builds on this module, so it is imported here, not at the top.
-        from quizzes.quizfile import load_quiz
-
-        source = self.read_text(rel, check, path)
+    def quiz(self, check: Checker, path: Path_, rel: str) -> None:
+        # The quiz format belongs to the quizzes app, which registers it (stage_files); looked
+        # up before reading, so that a missing format fails even when the file is missing too.
+        quiz_format = stage_file("quiz")
+        source = self.folder.read_text(rel, check, path)
         if source is None:
             return
-        _, problems = load_quiz(source, rel)
-        self.problems.extend(problems)
+        self.folder.problems.extend(quiz_format.load(source, rel))
 
     def analysis(
-        self, check: _Checker, raw: dict[str, Any], arms: list[dict[str, Any]]
+        self, check: Checker, raw: dict[str, Any], arms: list[dict[str, Any]]
     ) -> dict[str, Any]:
         path: Path_ = ("analysis",)
         table = check.get(raw, (), "analysis", dict, required=True, default={})
@@ -1009,34 +733,32 @@ class _Loader:
         alpha = check.get(table, path, "alpha", float, default=0.05)
         if not 0 < alpha < 1:
             check.error(path + ("alpha",), "must be between 0 and 1")
-
-        def outcome(opath: Path_, item: Any) -> dict[str, Any]:
-            if isinstance(item, str):
-                item = {"outcome": item}
-            if not isinstance(item, dict):
-                check.error(opath, "must be an outcome name or a table {outcome = ...}")
-                return {}
-            check.unknown_keys(item, opath, ("outcome", "description", "stage", "margin"))
-            name = check.get(item, opath, "outcome", str, required=True, default="")
-            if name and name not in OUTCOMES:
-                check.error(
-                    opath + ("outcome",),
-                    f"unknown outcome {name!r} (allowed: {', '.join(OUTCOMES)})",
-                )
-            return {k: v for k, v in item.items() if v is not None}
-
-        primary = outcome(path + ("primary",), table.get("primary"))
+        primary = _outcome(check, path + ("primary",), table.get("primary"))
         secondary = [
-            outcome(path + ("secondary", i), item)
+            _outcome(check, path + ("secondary", i), item)
             for i, item in enumerate(check.get(table, path, "secondary", list, default=[]))
         ]
         covariates = check.get(table, path, "covariates", list, default=[])
         for i, cov in enumerate(covariates):
             if not isinstance(cov, str):
                 check.error(path + ("covariates", i), "must be a string")
+        per_protocol = self.per_protocol(check, table, path)
+        duplicates, signals = self.duplicates(check, table, path)
+        return {
+            "reference_arm": reference,
+            "alpha": float(alpha),
+            "primary": primary,
+            "secondary": secondary,
+            "covariates": [c for c in covariates if isinstance(c, str)],
+            "populations": {"per_protocol": per_protocol},
+            "duplicates": duplicates,
+            "duplicate_signals": [s for s in DUPLICATE_SIGNALS if s in signals],
+        }
+
+    def per_protocol(self, check: Checker, table: dict[str, Any], path: Path_) -> list[Any]:
         populations = check.get(table, path, "populations", dict, default={})
         check.unknown_keys(populations, path + ("populations",), ("per_protocol",))
-        per_protocol = check.get(
+        per_protocol: list[Any] = check.get(
             populations, path + ("populations",), "per_protocol", list, default=[]
         )
         for i, rule in enumerate(per_protocol):
@@ -1045,13 +767,19 @@ class _Loader:
                     path + ("populations", "per_protocol", i),
                     f"unknown rule {rule!r} (allowed: {', '.join(POPULATION_RULES)})",
                 )
-        duplicates = check.get(table, path, "duplicates", str, default="keep")
+        return per_protocol
+
+    def duplicates(
+        self, check: Checker, table: dict[str, Any], path: Path_
+    ) -> tuple[str, list[Any]]:
+        """What analysis does with likely duplicates, and the signals that mark one."""
+        duplicates: str = check.get(table, path, "duplicates", str, default="keep")
         if duplicates not in DUPLICATE_RULES:
             check.error(
                 path + ("duplicates",),
                 f"unknown rule {duplicates!r} (allowed: {', '.join(DUPLICATE_RULES)})",
             )
-        signals = check.get(
+        signals: list[Any] = check.get(
             table, path, "duplicate_signals", list, default=list(DEFAULT_DUPLICATE_SIGNALS)
         )
         for i, signal in enumerate(signals):
@@ -1065,68 +793,4 @@ class _Loader:
                 path + ("duplicate_signals",),
                 "excluding duplicates needs at least one signal that marks one",
             )
-        return {
-            "reference_arm": reference,
-            "alpha": float(alpha),
-            "primary": primary,
-            "secondary": secondary,
-            "covariates": [c for c in covariates if isinstance(c, str)],
-            "populations": {"per_protocol": per_protocol},
-            "duplicates": duplicates,
-            "duplicate_signals": [s for s in DUPLICATE_SIGNALS if s in signals],
-        }
-
-
-def _toml_problem(file: str, exc: tomllib.TOMLDecodeError) -> Problem:
-    message = str(exc)
-    match = re.search(r"\(at line (\d+), column (\d+)\)", message)
-    line = int(match.group(1)) if match else None
-    message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
-    return Problem(file, "", f"invalid TOML: {message}", line)
-
-
-def load_trial_dir(root: Path | str) -> TrialDefinition:
-    """Read and validate a trial folder; raise DefinitionInvalid listing every problem."""
-    return _Loader(Path(root)).load()
-
-
-def write_trial_dir(definition: TrialDefinition, root: Path | str) -> None:
-    """Write a folder that re-imports to the same normalised definition (and hash)."""
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / TRIAL_FILE).write_text(tomli_w.dumps(definition.data), encoding="utf-8")
-    for rel, text in definition.files.items():
-        target = root / PurePosixPath(rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-
-
-# --- using a definition --------------------------------------------------------------------
-
-
-def stratum_key(strata: list[str], answers: dict[str, Any]) -> str:
-    """The stratum a participant's baseline answers put them in, e.g. 'coding_years=4-6'."""
-    if not strata:
-        return ""
-    return "|".join(f"{key}={answers.get(key, '')}" for key in strata)
-
-
-def eligibility_failures(rules: list[dict[str, Any]], answers: dict[str, Any]) -> list[str]:
-    """Reasons (in rule order) why these baseline answers screen a person out."""
-    checks: dict[str, Callable[[Any, Any], bool]] = {
-        "in": lambda answer, value: answer in value,
-        "not_in": lambda answer, value: answer not in value,
-        "equals": lambda answer, value: answer == value,
-        "min": lambda answer, value: answer is not None and float(answer) >= value,
-        "max": lambda answer, value: answer is not None and float(answer) <= value,
-    }
-    reasons = []
-    for rule in rules:
-        answer = answers.get(rule["question"])
-        try:
-            ok = checks[rule["op"]](answer, rule["value"])
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            reasons.append(rule["reason"])
-    return reasons
+        return duplicates, signals
