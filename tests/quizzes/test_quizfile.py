@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from quizzes import quizfile
 from quizzes.quizfile import (
     IDK_VALUE,
     Quiz,
@@ -17,6 +18,7 @@ from quizzes.quizfile import (
     participant_view,
     quiz_from_source,
 )
+from trials.definition import stage_files
 
 # One question of every type, valid.
 VALID = """
@@ -489,3 +491,12 @@ def test_participant_questions_follow_the_participant_order():
     views = participant_questions(quiz, "P9")
     assert [v["key"] for v in views] == keys
     assert [c["value"] for c in views[0]["choices"]] == options[keys[0]]
+
+
+def test_registering_with_trials_lets_the_definition_loader_check_quiz_files(monkeypatch):
+    monkeypatch.setattr(stage_files, "_formats", {})
+    quizfile.register_with_trials()
+    source = 'title = "No questions"\nshuffle_questions = "yes"\n'
+    problems = stage_files.stage_file("quiz").load(source, "quiz.toml")
+    assert problems == load_quiz(source, "quiz.toml")[1]
+    assert [p.path for p in problems] == ["shuffle_questions", "questions"]

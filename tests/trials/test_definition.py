@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from trials.definition import (
     DefinitionInvalid,
+    StageFileFormatMissing,
     eligibility_failures,
     load_trial_dir,
+    stage_files,
     stratum_key,
     toml_line_index,
     write_trial_dir,
@@ -128,6 +132,67 @@ def test_block_sizes_must_fit_the_allocation_ratio(trial_dir):
     edit(trial_dir, "weight = 1", "weight = 2")  # 2:1, total weight 3
     text = "\n".join(problems_of(trial_dir))
     assert "block size 2 is not a multiple of the arms' total weight 3" in text
+
+
+def test_minimization_settings_are_checked_field_by_field(trial_dir):
+    edit(
+        trial_dir,
+        'scheme = "stratified_blocks"\nblock_sizes = [2, 4, 6]\nstrata = ["coding_years"]',
+        'scheme = "minimization"\n'
+        'factors = ["coding_years", { question = "comments", weight = 0 }, 3]\n'
+        'imbalance = "max"\np_preferred = 1.5',
+    )
+    problems = [p.split(": ", 1)[1] for p in problems_of(trial_dir)]
+    assert problems == [
+        "randomization.factors[1].question: no baseline question with key 'comments'",
+        "randomization.factors[1].weight: must be positive",
+        "randomization.factors[2]: must be a question key or {question = ..., weight = ...}",
+        "randomization.imbalance: must be 'range' or 'variance'",
+        "randomization.p_preferred: must be in (0, 1]",
+    ]
+
+
+def test_minimization_without_factors_and_stray_block_sizes_are_refused(trial_dir):
+    edit(trial_dir, 'scheme = "stratified_blocks"', 'scheme = "minimization"\nfactors = []')
+    text = "\n".join(problems_of(trial_dir))
+    assert "randomization.factors: minimization needs at least one factor" in text
+    assert "randomization.block_sizes: not used by scheme 'minimization'" in text
+    assert "randomization.strata: not used by scheme 'minimization'" in text
+
+
+def test_analysis_outcomes_and_populations_are_checked(trial_dir):
+    edit(
+        trial_dir,
+        'primary = { outcome = "quiz_score", description = "Total quiz points" }',
+        'primary = { outcome = "happiness", weight = 2 }',
+    )
+    edit(trial_dir, 'per_protocol = ["completed_quiz",', 'per_protocol = ["finished",')
+    text = "\n".join(problems_of(trial_dir))
+    assert "analysis.primary.weight: unknown field 'weight'" in text
+    assert "analysis.primary.outcome: unknown outcome 'happiness'" in text
+    assert "analysis.populations.per_protocol[0]: unknown rule 'finished'" in text
+
+
+def test_a_quiz_stage_read_before_the_quiz_format_is_registered_fails_loudly(
+    trial_dir, monkeypatch
+):
+    # As if the quizzes app had not loaded: the quiz must not be skipped unchecked.
+    monkeypatch.setattr(stage_files, "_formats", {})
+    with pytest.raises(StageFileFormatMissing, match="no file format is registered for quiz"):
+        load_trial_dir(trial_dir)
+
+
+def test_the_definition_package_imports_neither_django_nor_quizzes():
+    # In a fresh interpreter: this test process has loaded Django and every app already.
+    code = (
+        "import sys, trials.definition, trials.protocol_check; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'django', 'quizzes'}))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
 
 
 def test_a_trial_needs_two_arms(trial_dir):

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 
 from quizzes.quizfile import load_quiz
 from trials import protocol_check, runner
-from trials.definition import TrialDefinition, load_trial_dir
+from trials.definition import StageFileFormatMissing, TrialDefinition, load_trial_dir, stage_files
 from trials.models import Trial
 from trials.runner.slots import SlotPool
 from trials.services import ProtocolBroken, trial_import, trial_launch
@@ -162,6 +162,13 @@ def test_an_unavailable_sandbox_refuses_instead_of_passing(sample_definition):
         "(bwrap) is not installed); reference solutions, starters and predict-the-output code "
         "run in it"
     ]
+
+
+def test_a_quiz_is_not_skipped_when_no_app_registered_its_checks(sample_definition, monkeypatch):
+    # As if the quizzes app had not loaded: refusing to check is better than passing unchecked.
+    monkeypatch.setattr(stage_files, "_formats", {})
+    with pytest.raises(StageFileFormatMissing, match="quiz"):
+        protocol_check.protocol_problems(sample_definition, limits=runner.Limits())
 
 
 def test_a_busy_sandbox_refuses_every_run_instead_of_passing(sample_definition, tmp_path):
