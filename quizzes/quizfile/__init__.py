@@ -1,7 +1,9 @@
 """The quiz file: its format, its validation, what a participant may see of it, and the
 checks of it that run code. One module per part: ``model`` (the quiz as data), ``reader``
 (:func:`load_quiz`), ``participant`` (what a participant sees), ``sandbox`` (the protocol
-checks); the names callers use are re-exported here.
+checks); the names callers use are re-exported here, and :func:`register_with_trials` sits
+above the parts it wires together (the sandbox checks build on the reader, so neither part
+could hold it without an import cycle).
 
 A quiz is a TOML file in the trial folder (``quiz.toml``), referenced by a quiz stage. It is
 read with :func:`load_quiz`, which returns a typed :class:`Quiz` together with *every* problem

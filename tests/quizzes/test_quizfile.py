@@ -493,7 +493,9 @@ def test_participant_questions_follow_the_participant_order():
     assert [c["value"] for c in views[0]["choices"]] == options[keys[0]]
 
 
-def test_registering_with_trials_lets_the_definition_loader_check_quiz_files(monkeypatch):
+def test_registering_with_trials_lets_the_definition_loader_check_quiz_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(stage_files, "_formats", {})
     quizfile.register_with_trials()
     source = 'title = "No questions"\nshuffle_questions = "yes"\n'

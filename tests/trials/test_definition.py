@@ -134,7 +134,7 @@ def test_block_sizes_must_fit_the_allocation_ratio(trial_dir):
     assert "block size 2 is not a multiple of the arms' total weight 3" in text
 
 
-def test_minimization_settings_are_checked_field_by_field(trial_dir):
+def test_minimization_settings_are_checked_field_by_field(trial_dir: Path) -> None:
     edit(
         trial_dir,
         'scheme = "stratified_blocks"\nblock_sizes = [2, 4, 6]\nstrata = ["coding_years"]',
@@ -152,7 +152,7 @@ def test_minimization_settings_are_checked_field_by_field(trial_dir):
     ]
 
 
-def test_minimization_without_factors_and_stray_block_sizes_are_refused(trial_dir):
+def test_minimization_without_factors_and_stray_block_sizes_are_refused(trial_dir: Path) -> None:
     edit(trial_dir, 'scheme = "stratified_blocks"', 'scheme = "minimization"\nfactors = []')
     text = "\n".join(problems_of(trial_dir))
     assert "randomization.factors: minimization needs at least one factor" in text
@@ -160,7 +160,7 @@ def test_minimization_without_factors_and_stray_block_sizes_are_refused(trial_di
     assert "randomization.strata: not used by scheme 'minimization'" in text
 
 
-def test_analysis_outcomes_and_populations_are_checked(trial_dir):
+def test_analysis_outcomes_and_populations_are_checked(trial_dir: Path) -> None:
     edit(
         trial_dir,
         'primary = { outcome = "quiz_score", description = "Total quiz points" }',
@@ -174,15 +174,15 @@ def test_analysis_outcomes_and_populations_are_checked(trial_dir):
 
 
 def test_a_quiz_stage_read_before_the_quiz_format_is_registered_fails_loudly(
-    trial_dir, monkeypatch
-):
+    trial_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # As if the quizzes app had not loaded: the quiz must not be skipped unchecked.
     monkeypatch.setattr(stage_files, "_formats", {})
     with pytest.raises(StageFileFormatMissing, match="no file format is registered for quiz"):
         load_trial_dir(trial_dir)
 
 
-def test_the_definition_package_imports_neither_django_nor_quizzes():
+def test_the_definition_package_imports_neither_django_nor_quizzes() -> None:
     # In a fresh interpreter: this test process has loaded Django and every app already.
     code = (
         "import sys, trials.definition, trials.protocol_check; "

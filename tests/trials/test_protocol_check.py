@@ -164,7 +164,9 @@ def test_an_unavailable_sandbox_refuses_instead_of_passing(sample_definition):
     ]
 
 
-def test_a_quiz_is_not_skipped_when_no_app_registered_its_checks(sample_definition, monkeypatch):
+def test_a_quiz_is_not_skipped_when_no_app_registered_its_checks(
+    sample_definition: TrialDefinition, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # As if the quizzes app had not loaded: refusing to check is better than passing unchecked.
     monkeypatch.setattr(stage_files, "_formats", {})
     with pytest.raises(StageFileFormatMissing, match="quiz"):
