@@ -173,10 +173,11 @@ class Icc:
 
 
 def _matrix(data: pd.DataFrame | npt.ArrayLike) -> FloatArray:
-    matrix = np.asarray(data, dtype=float)
+    matrix: FloatArray = np.asarray(data, dtype=float)
     if matrix.ndim != 2:
         raise ValueError("expected a 2-dimensional table (rows x columns)")
-    return matrix[~np.isnan(matrix).any(axis=1)]
+    complete: FloatArray = matrix[~np.isnan(matrix).any(axis=1)]
+    return complete
 
 
 def _ratio(numerator: float, denominator: float) -> float:
