@@ -33,7 +33,7 @@ from analysis.exports import (
     trial_for_export,
 )
 from analysis.models import DataExport
-from trials.manage_views import staff_role_required
+from trials.access import staff_role_required
 from trials.models import Trial
 from trials.selectors import synthetic_count
 

@@ -76,7 +76,7 @@ from trials import randomization
 from trials.assistant import load_material
 from trials.assistant.base import estimate_cost
 from trials.assistant.settings import AssistantSettings
-from trials.chat import CODE_BLOCK_RE
+from trials.services.assistant import CODE_BLOCK_RE
 from trials.definition import eligibility_failures, question_choices, stratum_key
 from trials.judge import test_specs
 from trials.models import (

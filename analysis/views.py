@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from analysis.analyze import AnalysisError
 from analysis.cache import cached_analysis, cached_report_html
-from trials.manage_views import staff_role_required
+from trials.access import staff_role_required
 from trials.models import Trial
 from trials.selectors import trial_for_slug
 

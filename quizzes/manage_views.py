@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from quizzes import selectors, services
 from quizzes.models import AnswerKeyChange
-from trials.manage_views import staff_role_required
+from trials.access import staff_role_required
 from trials.models import Stage, Trial
 from trials.roles import EXPERIMENTER, has_role
 

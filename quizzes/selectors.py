@@ -3,6 +3,7 @@ identity nor arm, agreement between graders, and item quality."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,12 +13,35 @@ from django.db.models import Count, Q, QuerySet
 
 from quizzes import grading
 from quizzes import reliability as rel
-from quizzes.models import HumanGrade, ItemResponse
-from quizzes.quizfile import Question
-from quizzes.services import stage_quiz
+from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse
+from quizzes.quizfile import Question, Quiz
+from quizzes.quizfile import quiz_from_source as _quiz_from_source
 from trials.models import Participant, Stage, Trial
 
 GRADER_FIELDS = ("blind_id", "question_key", "response", "max_points", "status", "stage_id")
+
+
+def stage_quiz(trial: Trial, stage: Stage) -> Quiz:
+    """The quiz of a stage as in the frozen files, with any later key corrections applied."""
+    source = stage.config["quiz"]
+    quiz = _quiz_from_source(trial.files[source], source)
+    changes = AnswerKeyChange.objects.filter(trial=trial).order_by("changed_at", "id")
+    latest = {change.question_key: change.new_key for change in changes}
+    if not latest:
+        return quiz
+    questions = tuple(
+        dataclasses.replace(q, **key_fields(latest[q.key])) if q.key in latest else q
+        for q in quiz.questions
+    )
+    return dataclasses.replace(quiz, questions=questions)
+
+
+def key_fields(key: dict[str, Any]) -> dict[str, Any]:
+    """A stored key (JSON lists) as Question fields (tuples)."""
+    out: dict[str, Any] = {}
+    for name, value in key.items():
+        out[name] = tuple(value) if isinstance(value, list) else value
+    return out
 
 
 def participant_quiz_score(participant: Participant) -> grading.QuizScore | None:

@@ -15,10 +15,13 @@ from django.utils import timezone
 
 from quizzes import grading
 from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttempt
-from quizzes.quizfile import IDK_VALUE, Question, Quiz, order_for_participant, participant_view
-from quizzes.quizfile import quiz_from_source as _quiz_from_source
+from quizzes.quizfile import IDK_VALUE, Question, order_for_participant, participant_view
+from quizzes.selectors import key_fields, stage_quiz
 from skilltrial import jobs
+from trials.judge import judge_code
 from trials.models import Participant, Stage, Trial
+from trials.services.coding import run_tag, runner_limits
+from trials.stage_kinds import register_stage_kind
 
 logger = logging.getLogger("skilltrial.quizzes")
 
@@ -28,31 +31,6 @@ DEFAULT_DOUBLE_GRADING_SHARE = 0.2
 
 class GradingError(Exception):
     """A grading action that is not allowed; the message is safe to show."""
-
-
-# --- the quiz of a stage, with corrected keys ----------------------------------------------
-
-
-def stage_quiz(trial: Trial, stage: Stage) -> Quiz:
-    """The quiz of a stage as in the frozen files, with any later key corrections applied."""
-    rel = stage.config["quiz"]
-    quiz = _quiz_from_source(trial.files[rel], rel)
-    changes = AnswerKeyChange.objects.filter(trial=trial).order_by("changed_at", "id")
-    latest = {change.question_key: change.new_key for change in changes}
-    if not latest:
-        return quiz
-    questions = tuple(
-        dataclasses.replace(q, **_key_fields(latest[q.key])) if q.key in latest else q
-        for q in quiz.questions
-    )
-    return dataclasses.replace(quiz, questions=questions)
-
-
-def _key_fields(key: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in key.items():
-        out[name] = tuple(value) if isinstance(value, list) else value
-    return out
 
 
 def question_key_of(question: Question) -> dict[str, Any]:
@@ -180,9 +158,6 @@ def grade_code_job(*, participant_id: str, stage_id: int) -> int:
 
 def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
     """Run the hidden tests of code-writing answers in the sandbox; returns how many."""
-    from trials.coding import run_tag, runner_limits
-    from trials.judge import judge_code
-
     quiz = stage_quiz(participant.trial, stage)
     done = 0
     for item in ItemResponse.objects.filter(
@@ -324,7 +299,7 @@ def answer_key_correct(
         "predict_output",
     ):
         raise GradingError(f"question {question_key!r} is graded by people or tests, not by a key")
-    corrected = dataclasses.replace(question, **_key_fields(new_key))
+    corrected = dataclasses.replace(question, **key_fields(new_key))
     if question.type == "single_choice" and corrected.answer not in question.choice_values:
         raise GradingError(f"{corrected.answer!r} is not a choice of {question_key!r}")
     if question.type == "multi_choice" and not set(corrected.answers) <= set(
@@ -369,3 +344,17 @@ def _has_question(trial: Trial, stage: Stage, key: str) -> bool:
 def register_with_trials() -> None:
     """Plug the quiz stage's runtime hooks into trials' registries (called once from
     ``QuizzesConfig.ready``)."""
+    register_stage_kind(
+        Stage.Type.QUIZ,
+        record_responses=_record_responses,
+        questions=_questions,
+        staff_urls="quizzes.manage_urls",
+    )
+
+
+def _record_responses(participant: Participant, stage: Stage, answers: dict[str, Any]) -> None:
+    quiz_record_responses(participant=participant, stage=stage, answers=answers)
+
+
+def _questions(participant: Participant, stage: Stage) -> list[dict[str, Any]]:
+    return participant_quiz_questions(participant=participant, stage=stage)

@@ -1,8 +1,8 @@
 """The one list of event types: each name, who may send it, and what it means.
 
-Pure (no Django), so writers (:mod:`trials.events`, the assistant and coding services), the
+Pure (no Django), so writers (:mod:`trials.services.events`, the assistant and coding services), the
 data sets and the ProgSnap2 export all read the same registry. A new event type is added here
-first; :func:`trials.events.event_log` refuses an unregistered one.
+first; :func:`trials.services.events.event_log` refuses an unregistered one.
 
 *Client-reported* types are evidence about the browser (edits, snapshots, clipboard, focus,
 visibility, idle, what the page showed); *server-only* types are facts the server observed or
@@ -12,8 +12,10 @@ stores only client-reported types.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class EventName(StrEnum):
@@ -62,8 +64,8 @@ class EventType:
     server_fields: tuple[str, ...] = ()
 
 
-# Set by the server on pastes and copies (trials.chat.link_paste / copy_verify), never by the
-# browser: a client-set value would let it decide a paste's provenance.
+# Set by the server on pastes and copies (trials.services.assistant: link_paste, copy_verify),
+# never by the browser: a client-set value would let it decide a paste's provenance.
 PROVENANCE_FIELDS = ("from_assistant", "assistant_turn")
 
 _C, _S = Sender.CLIENT, Sender.SERVER
@@ -155,3 +157,86 @@ def client_may_send(type: str) -> bool:
 def server_only(type: str) -> bool:
     registered = EVENT_TYPES.get(type)
     return registered is not None and registered.sender is Sender.SERVER
+
+
+# ---------------------------------------------------------------------------------------------
+# Payloads of the events the server writes: each shape built in one place, so the writers,
+# the data sets and ProgSnap2 agree on the field names.
+
+
+def stage_entered_payload(stage: str) -> dict[str, Any]:
+    """``stage_entered``: the stage's key."""
+    return {"stage": stage}
+
+
+def stage_left_payload(stage: str, reason: str) -> dict[str, Any]:
+    """``stage_left``: the stage's key and why it ended (a StageRecord end reason)."""
+    return {"stage": stage, "reason": reason}
+
+
+def task_payload(task: str) -> dict[str, Any]:
+    """``task_completed`` and ``task_submitted``: the task's folder."""
+    return {"task": task}
+
+
+@dataclass(frozen=True)
+class RunPayload:
+    """``run`` and ``check``: one sandbox run of the participant's code, as recorded."""
+
+    task: str
+    run_id: int
+    code_sha256: str
+    version: int
+    status: str
+    exit_code: int | None
+    exception_type: str
+    duration_ms: int
+    tests_passed: int | None
+    tests_total: int | None
+    first_pass: bool
+    sandbox: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assistant_refused_payload(reason: str) -> dict[str, Any]:
+    """``assistant_refused``: why (not_allowed, message_budget, token_budget, spend_cap)."""
+    return {"reason": reason}
+
+
+@dataclass(frozen=True)
+class AssistantRequestPayload:
+    """``assistant_request``: the question and the exact context sent to the provider."""
+
+    task: str
+    turn: int
+    question: str
+    provider: str
+    model: str
+    context: dict[str, Any]
+    code_sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def assistant_outcome_payload(
+    *,
+    task: str,
+    turn: int,
+    status: str,
+    reply: str,
+    code_blocks: list[str],
+    outcome: Mapping[str, Any],
+) -> dict[str, Any]:
+    """``assistant_response`` / ``assistant_error``: the stored reply, the SHA-256 of each of
+    its code blocks, and the turn's outcome fields (tokens, latency, cost or error)."""
+    return {
+        "task": task,
+        "turn": turn,
+        "status": status,
+        "reply": reply,
+        "code_blocks": code_blocks,
+        **{k: v for k, v in outcome.items() if k != "status"},
+    }

@@ -1,14 +1,13 @@
-from django.urls import path
+from django.urls import include, path
 
-from quizzes import manage_views as quiz_views
 from trials import manage_views
+from trials.stage_kinds import staff_url_modules
 
 app_name = "manage"
 
 urlpatterns = [
     path("", manage_views.trial_list, name="trial_list"),
     path("trials/<slug:slug>/v<int:version>/", manage_views.trial_detail, name="trial_detail"),
-    path("trials/<slug:slug>/v<int:version>/quiz/", quiz_views.quiz_page, name="quiz"),
     path(
         "trials/<slug:slug>/v<int:version>/p/<str:code>/",
         manage_views.participant_replay_view,
@@ -20,3 +19,6 @@ urlpatterns = [
         name="participant_conversation",
     ),
 ]
+# Pages of other apps' stage kinds (e.g. the quiz page), registered in their AppConfig.ready()
+# (which runs before URLconfs load); included by name, so trials imports none of them.
+urlpatterns += [path("", include(module)) for module in staff_url_modules()]

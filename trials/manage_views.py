@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
-from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -14,16 +12,17 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
-from trials import chat, runner
+from trials import runner
+from trials.access import staff_role_required
 from trials.identity import DuplicateFlag, duplicate_flags, duplicate_rule, is_excluded_duplicate
 from trials.models import AssistantTurn, CodeRun, Event, Participant, Trial
-from trials.roles import EXPERIMENTER, STATISTICIAN, has_role
 from trials.selectors import (
     participant_conversation,
     participant_replay,
     trial_overview,
     trial_participants,
 )
+from trials.services.assistant import trial_spend
 
 View = Callable[..., HttpResponseBase]
 
@@ -37,27 +36,12 @@ def _sandbox() -> dict[str, str]:
     return {"kind": status.kind, "detail": status.detail}
 
 
-def staff_role_required(view: View) -> View:
-    """Login, then the experimenter or statistician role: graders and everyone else get the
-    dashboard's 403 page. Used by every staff page (dashboard, report, exports)."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not has_role(request.user, EXPERIMENTER, STATISTICIAN):
-            return render(request, "manage/forbidden.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
 def _assistant_summary(trial: Trial) -> dict[str, Any]:
     turns = AssistantTurn.objects.filter(participant__trial=trial)
     return {
         "turns": turns.count(),
         "failed": turns.filter(status=AssistantTurn.Status.FAILED).count(),
-        "spend": chat.trial_spend(trial),
+        "spend": trial_spend(trial),
         "cap": trial.definition.get("assistant_spend_cap_usd"),
         "refused": Event.objects.filter(participant__trial=trial, type="assistant_refused").count(),
     }

@@ -86,7 +86,8 @@ class Arm(models.Model):
     label = models.CharField(max_length=200)
     weight = models.PositiveIntegerField()
     tools = models.JSONField(default=list)
-    settings = models.JSONField(default=dict, blank=True)
+    settings = models.JSONField(default=dict, blank=True)  # the arm's [arms.assistant] table
+    budget = models.JSONField(default=dict, blank=True)  # the arm's [arms.budget] table
     order = models.PositiveIntegerField()
 
     class Meta:

@@ -15,12 +15,11 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from trials import chat, coding, events
 from trials.answers import AnswersChanged, answers_autosave
 from trials.models import Participant, Trial
+from trials.participant_session import participant_from_cookie
 from trials.selectors import live_trial
-from trials.services import StageConflict, TrialError
-from trials.views import participant_from_cookie
+from trials.services import StageConflict, TrialError, assistant, coding, events
 
 Handler = Callable[[HttpRequest, Trial, Participant, dict[str, Any]], HttpResponseBase]
 
@@ -230,17 +229,17 @@ def ask_assistant(
     participant's arm has the assistant and the current stage allows it."""
     code = body.get("code", "")
     try:
-        exchange = chat.assistant_begin(
+        exchange = assistant.assistant_begin(
             participant=participant,
             stage_key=_field(body, "stage", str),
             task_folder=_field(body, "task", str),
             question=_field(body, "message", str),
             code=code if isinstance(code, str) else "",
         )
-    except chat.AssistantRefused as exc:
+    except assistant.AssistantRefused as exc:
         return JsonResponse({"error": exc.reason, "message": str(exc)}, status=exc.status)
     response = StreamingHttpResponse(
-        _sse(chat.assistant_stream(participant=participant, exchange=exchange)),
+        _sse(assistant.assistant_stream(participant=participant, exchange=exchange)),
         content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache"

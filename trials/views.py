@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -18,79 +17,22 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 from django.views.decorators.http import require_http_methods
 
-from trials import answers, chat, coding, identity, question_pages, services
+from trials import answers, identity, question_pages, services
 from trials.forms import ConsentForm, QuestionForm
 from trials.models import Participant, Stage, TaskState, Trial
+from trials.participant_session import (
+    COOKIE_SALT,
+    cookie_session,
+    participant_from_cookie,
+    remember_participant,
+    waiting_cookie_name,
+)
 from trials.rendering import render_markdown
 from trials.selectors import live_trial, participant_tools
+from trials.services import assistant, coding
 from trials.tasks import load_task
-
-COOKIE_SALT = "skilltrial.participant"
-COOKIE_MAX_AGE = 60 * 60 * 24 * 30
-
-
-def _cookie_name(trial: Trial) -> str:
-    return f"stp_{trial.slug}"
-
-
-def _waiting_cookie(trial: Trial) -> str:
-    # A browser shown the resume page remembers whose session it asked for, so following a
-    # stage link from there brings it back to the resume page, not to a new participant.
-    return f"stw_{trial.slug}"
-
-
-@dataclass(frozen=True)
-class CookieSession:
-    """What this browser's cookie says: the participant whose session it holds, or the one
-    whose session has since moved to another browser (``superseded``)."""
-
-    participant: Participant | None = None
-    superseded: Participant | None = None
-
-
-def cookie_session(request: HttpRequest, trial: Trial) -> CookieSession:
-    # The signed value is "<participant id>:<session token>"; a cookie from before session
-    # tokens carries the id alone and is good while the participant has no token.
-    value = request.get_signed_cookie(
-        _cookie_name(trial), default=None, salt=COOKIE_SALT, max_age=COOKIE_MAX_AGE
-    )
-    if not value:
-        return CookieSession()
-    participant_id, _, token = value.partition(":")
-    participant = (
-        Participant.objects.select_related("trial", "current_stage")
-        .filter(pk=participant_id, trial=trial)
-        .first()
-    )
-    if participant is None:
-        return CookieSession()
-    if constant_time_compare(token, participant.session_token):
-        return CookieSession(participant=participant)
-    return CookieSession(superseded=participant)
-
-
-def participant_from_cookie(request: HttpRequest, trial: Trial) -> Participant | None:
-    """The participant whose session this browser holds (None if none, or if the session has
-    moved to another browser), noted as still there."""
-    participant = cookie_session(request, trial).participant
-    if participant is not None:
-        services.participant_touch(participant=participant)
-    return participant
-
-
-def _remember(response: HttpResponse, trial: Trial, participant: Participant) -> HttpResponse:
-    response.set_signed_cookie(
-        _cookie_name(trial),
-        f"{participant.pk}:{participant.session_token}",
-        salt=COOKIE_SALT,
-        max_age=COOKIE_MAX_AGE,
-        httponly=True,
-        samesite="Lax",
-    )
-    return response
 
 
 def _stage_url(trial: Trial, stage: Stage) -> str:
@@ -115,7 +57,7 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
     session = cookie_session(request, trial)
     if session.participant is not None:
         services.participant_touch(participant=session.participant)
-        return _remember(
+        return remember_participant(
             _redirect_to_current(trial, session.participant), trial, session.participant
         )
     if session.superseded is not None:
@@ -134,7 +76,7 @@ def entry(request: HttpRequest, slug: str) -> HttpResponse:
             request, "trials/entry_refused.html", {"trial": trial, "message": str(exc)}, status=400
         )
     if arrival.created:
-        return _remember(
+        return remember_participant(
             _redirect_to_current(trial, arrival.participant), trial, arrival.participant
         )
     services.participant_note_second_browser(participant=arrival.participant, visitor=visitor)
@@ -170,7 +112,7 @@ def _resume_page(
     response["Cache-Control"] = "no-store"
     if participant.external_id and not superseded:
         response.set_signed_cookie(
-            _waiting_cookie(trial),
+            waiting_cookie_name(trial),
             participant.external_id,
             salt=COOKIE_SALT,
             max_age=60 * 60 * 24,
@@ -182,7 +124,7 @@ def _resume_page(
 
 def _waiting_for(request: HttpRequest, trial: Trial) -> str:
     value = request.get_signed_cookie(
-        _waiting_cookie(trial), default="", salt=COOKIE_SALT, max_age=60 * 60 * 24
+        waiting_cookie_name(trial), default="", salt=COOKIE_SALT, max_age=60 * 60 * 24
     )
     return str(value or "")
 
@@ -228,8 +170,8 @@ def resume(request: HttpRequest, slug: str) -> HttpResponse:
         if exc.retry_after:
             response["Retry-After"] = str(exc.retry_after)
         return response
-    response = _remember(_redirect_to_current(trial, participant), trial, participant)
-    response.delete_cookie(_waiting_cookie(trial), samesite="Lax")
+    response = remember_participant(_redirect_to_current(trial, participant), trial, participant)
+    response.delete_cookie(waiting_cookie_name(trial), samesite="Lax")
     return response
 
 
@@ -507,7 +449,7 @@ def _task(
         # and conversation; the other arm's page carries nothing of it.
         page_state["assistant"] = {
             "url": reverse("trials:api_assistant", args=[trial.slug]),
-            "history": {task.folder: chat.history(participant, task.folder) for task in tasks},
+            "history": {task.folder: assistant.history(participant, task.folder) for task in tasks},
         }
     return _page(
         request,

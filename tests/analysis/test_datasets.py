@@ -18,7 +18,7 @@ from analysis.datasets import (
     dataset_row_count,
     iter_dataset_chunks,
 )
-from trials.events import event_log
+from trials.services.events import event_log
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,6 @@ from django.contrib.auth.models import Group, Permission, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from trials.events import event_log
 from trials.models import Event, Participant, Trial
 from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN
 from trials.services import (
@@ -22,6 +21,7 @@ from trials.services import (
     participant_enter,
     participant_screen,
 )
+from trials.services.events import event_log
 
 QUIZ_ANSWERS: dict[str, Any] = {
     "nursery_exit": "b",

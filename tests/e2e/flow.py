@@ -16,8 +16,8 @@ from tests.conftest import ELIGIBLE_ANSWERS
 from trials import services
 from trials.definition import question_choices, stratum_key
 from trials.models import AllocationSequence, Participant, Trial
+from trials.participant_session import participant_from_cookie
 from trials.randomization import ArmWeight, BlockSchedule
-from trials.views import participant_from_cookie
 
 ENTRY = "/t/trio-skill-formation/"
 # Run and Check go through the sandbox: ~1-3 s each on a small machine, more when queued.

@@ -38,8 +38,9 @@ from tests.e2e.flow import (
     tab_to,
     walk_to_warmup,
 )
-from trials import coding, services
+from trials import services
 from trials.models import CodeSnapshot, Participant, StageRecord, Trial
+from trials.services import coding
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from trials import coding
 from trials.definition import DefinitionInvalid, load_trial_dir
 from trials.models import Participant, StageRecord, Trial
+from trials.services import coding
 
 ENTRY = "/t/trio-skill-formation/"
 IPHONE = (

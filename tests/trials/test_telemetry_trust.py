@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from analysis import progsnap2
 from analysis.datasets import dataset_frame
-from trials import event_types, events
+from trials import event_types
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState, Trial
+from trials.services import events
 
 pytestmark = pytest.mark.django_db
 

@@ -15,17 +15,25 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings as django_settings
+from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from trials import assistant as llm
 from trials.assistant.base import estimate_input_tokens
-from trials.coding import MAX_CODE_CHARS, coding_task
-from trials.event_types import PROVENANCE_FIELDS
-from trials.events import event_log
-from trials.models import Allocation, AssistantTurn, Event, Participant, Stage, Trial
+from trials.event_types import (
+    PROVENANCE_FIELDS,
+    AssistantRequestPayload,
+    EventName,
+    assistant_outcome_payload,
+    assistant_refused_payload,
+)
+from trials.models import Allocation, Arm, AssistantTurn, Event, Participant, Stage, Trial
 from trials.selectors import participant_tools
-from trials.services import TrialError
+from trials.services.coding import MAX_CODE_CHARS, coding_task
+from trials.services.errors import TrialError
+from trials.services.events import event_log
 from trials.tasks import Task
 
 logger = logging.getLogger("skilltrial.assistant")
@@ -56,12 +64,13 @@ class Exchange:
     task: Task
 
 
-def _arm_definition(participant: Participant) -> dict[str, Any]:
-    allocation = Allocation.objects.select_related("arm").get(participant=participant)
-    for arm in participant.trial.definition["arms"]:
-        if arm["key"] == allocation.arm.key:
-            return dict(arm)
-    raise AssistantRefused("no_arm", "The assistant is not part of this study for you.")
+def _arm(participant: Participant) -> Arm:
+    # The Arm row, written at import, is the one source of an arm's assistant settings and
+    # budget (never the definition JSON).
+    allocation = Allocation.objects.select_related("arm").filter(participant=participant).first()
+    if allocation is None:
+        raise AssistantRefused("no_arm", "The assistant is not part of this study for you.")
+    return allocation.arm
 
 
 def trial_spend(trial: Trial) -> float:
@@ -72,7 +81,12 @@ def trial_spend(trial: Trial) -> float:
 def _refuse(
     participant: Participant, stage: Stage | None, reason: str, message: str, status: int = 403
 ) -> AssistantRefused:
-    event_log(participant, "assistant_refused", stage=stage, payload={"reason": reason})
+    event_log(
+        participant,
+        EventName.ASSISTANT_REFUSED,
+        stage=stage,
+        payload=assistant_refused_payload(reason),
+    )
     logger.info("assistant refused for %s: %s", participant.public_code, reason)
     return AssistantRefused(reason, message, status)
 
@@ -97,12 +111,7 @@ def assistant_begin(
 ) -> Exchange:
     """Check that this participant may ask now (arm and stage on the server, budgets, the
     trial's spend cap), build the exact context and record the request."""
-    try:
-        stage, task = coding_task(
-            participant=participant, stage_key=stage_key, task_folder=task_folder
-        )
-    except TrialError:
-        raise
+    stage, task = coding_task(participant=participant, stage_key=stage_key, task_folder=task_folder)
     if "assistant" not in participant_tools(participant):
         raise _refuse(
             participant,
@@ -110,37 +119,9 @@ def assistant_begin(
             "not_allowed",
             "The assistant is not available in this part of the study.",
         )
-    question = question.strip()
-    if not question:
-        raise AssistantRefused("empty", "Please type a question first.", 400)
-    if len(question) > MAX_QUESTION_CHARS:
-        raise AssistantRefused(
-            "too_long", f"Please keep a message under {MAX_QUESTION_CHARS} characters.", 400
-        )
-    arm = _arm_definition(participant)
-    settings = llm.AssistantSettings.from_table(arm.get("assistant", {}))
-    budget = arm.get("budget", {})
-    used = AssistantTurn.objects.filter(participant=participant)
-    if used.count() >= budget.get("messages", 10**9):
-        raise _refuse(
-            participant,
-            stage,
-            "message_budget",
-            "You have used all the messages available to you in this study.",
-            429,
-        )
-    tokens = used.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
-    if (tokens["i"] or 0) + (tokens["o"] or 0) >= budget.get("tokens", 10**12):
-        raise _refuse(
-            participant,
-            stage,
-            "token_budget",
-            "You have used all the assistant time available to you in this study.",
-            429,
-        )
-    cap = participant.trial.definition.get("assistant_spend_cap_usd")
-    if cap is not None and trial_spend(participant.trial) >= cap:
-        raise _refuse(participant, stage, "spend_cap", CALM_FAILURE, 503)
+    question = _checked_question(question)
+    arm = _arm(participant)
+    settings = llm.AssistantSettings.from_table(arm.settings)
     code = code[:MAX_CODE_CHARS].replace("\x00", "")
     system, messages = llm.build_messages(
         settings,
@@ -154,36 +135,99 @@ def assistant_begin(
         "system": system,
         "messages": [dict(m) for m in messages],
     }
-    turn = AssistantTurn.objects.create(
-        participant=participant,
-        stage=stage,
-        task=task.folder,
-        question=question,
-        provider=settings.provider,
-        model=settings.model,
-        context=context,
-        code_sha256=hashlib.sha256(code.encode()).hexdigest(),
+    turn = _reserve_turn(
+        participant,
+        stage,
+        arm,
+        AssistantTurn(
+            participant=participant,
+            stage=stage,
+            task=task.folder,
+            question=question,
+            provider=settings.provider,
+            model=settings.model,
+            context=context,
+            code_sha256=hashlib.sha256(code.encode()).hexdigest(),
+        ),
     )
     event_log(
         participant,
-        "assistant_request",
+        EventName.ASSISTANT_REQUEST,
         stage=stage,
-        payload={
-            "task": task.folder,
-            "turn": turn.pk,
-            "question": question,
-            "provider": settings.provider,
-            "model": settings.model,
-            "context": context,
-            "code_sha256": turn.code_sha256,
-        },
+        payload=AssistantRequestPayload(
+            task=task.folder,
+            turn=turn.pk,
+            question=question,
+            provider=settings.provider,
+            model=settings.model,
+            context=context,
+            code_sha256=turn.code_sha256,
+        ).as_dict(),
     )
     return Exchange(turn=turn, settings=settings, system=system, messages=messages, task=task)
 
 
-def _provider(exchange: Exchange, participant: Participant) -> llm.Provider:
-    from django.conf import settings as django_settings
+def _checked_question(question: str) -> str:
+    question = question.strip()
+    if not question:
+        raise AssistantRefused("empty", "Please type a question first.", 400)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise AssistantRefused(
+            "too_long", f"Please keep a message under {MAX_QUESTION_CHARS} characters.", 400
+        )
+    return question
 
+
+# Why a turn is refused before the provider is called: (reason, message, HTTP status).
+_BUDGET_REFUSALS = {
+    "message_budget": (
+        "You have used all the messages available to you in this study.",
+        429,
+    ),
+    "token_budget": (
+        "You have used all the assistant time available to you in this study.",
+        429,
+    ),
+    "spend_cap": (CALM_FAILURE, 503),
+}
+
+
+def _reserve_turn(
+    participant: Participant, stage: Stage, arm: Arm, turn: AssistantTurn
+) -> AssistantTurn:
+    """Check the budgets and store the turn as one step: the participant's allocation row is
+    locked while the turns are counted and the new one inserted, so two requests at once
+    cannot both see the last free message (check-then-insert without it overspends). The
+    refusal is logged after the transaction, so it is not rolled back with it."""
+    with transaction.atomic():
+        # The allocation row alone (no join): the arm row is shared by the whole arm.
+        Allocation.objects.select_for_update().filter(participant=participant).only("pk").first()
+        reason = _over_budget(participant, arm)
+        if reason is None:
+            turn.save()
+    if reason is not None:
+        message, status = _BUDGET_REFUSALS[reason]
+        raise _refuse(participant, stage, reason, message, status)
+    return turn
+
+
+def _over_budget(participant: Participant, arm: Arm) -> str | None:
+    """Which budget this participant has used up (None: may ask). Turns still streaming
+    count: a message is spent when it is asked."""
+    budget = arm.budget
+    used = AssistantTurn.objects.filter(participant=participant)
+    if used.count() >= budget.get("messages", 10**9):
+        return "message_budget"
+    tokens = used.aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+    if (tokens["i"] or 0) + (tokens["o"] or 0) >= budget.get("tokens", 10**12):
+        return "token_budget"
+    cap = participant.trial.definition.get("assistant_spend_cap_usd")
+    if cap is not None and trial_spend(participant.trial) >= cap:
+        return "spend_cap"
+    return None
+
+
+def _provider(exchange: Exchange, participant: Participant) -> llm.Provider:
     material = llm.load_material(participant.trial.files, exchange.task.folder)
     return llm.provider_for(
         exchange.settings,
@@ -253,18 +297,18 @@ def _finish(
     AssistantTurn.objects.filter(pk=turn.pk).update(**fields)
     status = outcome["status"]
     event_type = (
-        "assistant_error" if status == AssistantTurn.Status.FAILED else "assistant_response"
+        EventName.ASSISTANT_ERROR
+        if status == AssistantTurn.Status.FAILED
+        else EventName.ASSISTANT_RESPONSE
     )
-    payload = {
-        "task": turn.task,
-        "turn": turn.pk,
-        "status": str(status),
-        "reply": reply,
-        "code_blocks": [
-            hashlib.sha256(b.encode()).hexdigest() for b in CODE_BLOCK_RE.findall(reply)
-        ],
-        **{k: v for k, v in outcome.items() if k != "status"},
-    }
+    payload = assistant_outcome_payload(
+        task=turn.task,
+        turn=turn.pk,
+        status=str(status),
+        reply=reply,
+        code_blocks=[hashlib.sha256(b.encode()).hexdigest() for b in CODE_BLOCK_RE.findall(reply)],
+        outcome=outcome,
+    )
     event_log(participant, event_type, stage=turn.stage, payload=payload)
 
 
@@ -422,7 +466,10 @@ def link_paste(
     if not texts:
         stored = (
             Event.objects.filter(
-                participant=participant, type="copy", origin="client", payload__sha256=digest
+                participant=participant,
+                type=EventName.COPY,
+                origin="client",
+                payload__sha256=digest,
             )
             .order_by("-id")
             .values_list("payload", flat=True)[:20]
@@ -439,3 +486,27 @@ def link_paste(
         if turn is not None:
             return payload | {"from_assistant": True, "assistant_turn": turn}
     return payload | {"from_assistant": False}
+
+
+class ReplyProvenance:
+    """The server's provenance verdicts for one telemetry batch (plugged into
+    :func:`trials.services.events.register_provenance`): copies are checked against the
+    stored replies, and pastes also against the copies earlier in the same batch."""
+
+    def __init__(self, participant: Participant) -> None:
+        self.participant = participant
+        self.replies = ReplyIndex(participant)
+        self.copied: dict[str, str] = {}  # copies in this batch, not stored yet: SHA-256 -> text
+
+    def judge(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        if type == EventName.COPY:
+            payload = copy_verify(self.participant, payload, replies=self.replies)
+            text = payload.get("text")
+            if isinstance(text, str):
+                self.copied[hashlib.sha256(text.encode()).hexdigest()] = text
+            return payload
+        if type == EventName.PASTE:
+            return link_paste(
+                self.participant, payload, batch_copies=self.copied, replies=self.replies
+            )
+        return payload

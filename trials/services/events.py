@@ -12,7 +12,8 @@ telemetry endpoint stores only client-reported types; an event of a server-only 
 type is refused (dropped, counted, logged and recorded once as ``telemetry_refused``) while
 the rest of its batch is stored. Payload fields that state a server decision (whether a
 paste came from the assistant) are removed from what the browser sends and set by the
-server (:mod:`trials.chat`). A client's clock is stored as ``client_time`` and nothing more:
+server (the assistant service's provenance check, plugged in through
+:func:`register_provenance`). A client's clock is stored as ``client_time`` and nothing more:
 outcomes use server time, and client-reported spans (focus to blur, hidden to visible, idle)
 count only inside the server-observed window (:func:`bounded_seconds`).
 """
@@ -25,16 +26,17 @@ import logging
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.utils.dateparse import parse_datetime
 
 from trials.event_types import (
     EVENT_TYPES,
     PROVENANCE_FIELDS,
+    EventName,
     client_may_send,
 )
 from trials.models import Event, Participant, Stage, StageRecord
@@ -51,6 +53,31 @@ ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 class BatchInvalid(ValueError):
     """The batch is malformed; the message names the event and field."""
+
+
+class BatchProvenance(Protocol):
+    """The server's provenance verdict for the events of one telemetry batch, in order."""
+
+    def judge(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload to store for an event (browser-set provenance fields already gone)."""
+        ...
+
+
+# Telemetry is written below the assistant service (which logs its turns through event_log),
+# so it cannot import the assistant's reply matching; the services package plugs it in here.
+_provenance: Callable[[Participant], BatchProvenance] | None = None
+
+
+def register_provenance(factory: Callable[[Participant], BatchProvenance] | None) -> None:
+    """Set what decides the provenance of pastes and copies (one instance per batch)."""
+    global _provenance
+    _provenance = factory
+
+
+class _NoVerdict:
+    # No provenance check plugged in: the browser's claims are already removed, nothing set.
+    def judge(self, type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
 
 
 def event_log(
@@ -140,7 +167,7 @@ def parse_batch(body: Any) -> list[ClientEvent]:
         if not isinstance(payload, dict):
             raise BatchInvalid(f"{where}.payload: must be an object")
         encoded = json.dumps(payload)
-        limit = MAX_SNAPSHOT_BYTES if etype == "snapshot" else MAX_PAYLOAD_BYTES
+        limit = MAX_SNAPSHOT_BYTES if etype == EventName.SNAPSHOT else MAX_PAYLOAD_BYTES
         if len(encoded) > limit:
             raise BatchInvalid(f"{where}.payload: larger than {limit} bytes")
         if _has_nul(payload):
@@ -174,10 +201,9 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> Bat
 
     Only client-reported types are stored; the others are refused without failing the rest
     of the batch. Client-set server fields are removed, and the server decides each paste's
-    and copy's provenance itself (:func:`trials.chat.link_paste`). An event's stage is kept
-    only if the participant has entered it (by the server's records)."""
-    from trials.chat import ReplyIndex, copy_verify, link_paste  # chat builds on events
-
+    and copy's provenance itself (through :func:`register_provenance`; the assistant
+    service's ``link_paste``). An event's stage is kept only if the participant has entered it
+    (by the server's records)."""
     result = BatchResult()
     if not events:
         return result
@@ -197,8 +223,7 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> Bat
             "client_id", flat=True
         )
     )
-    replies = ReplyIndex(participant)
-    copied: dict[str, str] = {}  # copies in this batch, not stored yet: SHA-256 -> text
+    provenance = _provenance(participant) if _provenance is not None else _NoVerdict()
     fresh: dict[str, Event] = {}
     stripped_ids: list[str] = []
     for e in accepted:
@@ -208,13 +233,7 @@ def events_record(*, participant: Participant, events: list[ClientEvent]) -> Bat
         if removed:
             stripped_ids.append(e.client_id)
             result.stripped.update(f"{e.type}.{name}" for name in removed)
-        if e.type == "copy":
-            payload = copy_verify(participant, payload, replies=replies)
-            text = payload.get("text")
-            if isinstance(text, str):
-                copied[hashlib.sha256(text.encode()).hexdigest()] = text
-        elif e.type == "paste":
-            payload = link_paste(participant, payload, batch_copies=copied, replies=replies)
+        payload = provenance.judge(e.type, payload)
         fresh[e.client_id] = Event(
             participant=participant,
             stage=stages.get(e.stage_key or ""),
@@ -250,7 +269,7 @@ def _record_refusal(
             Event(
                 participant=participant,
                 stage_id=participant.current_stage_id,
-                type="telemetry_refused",
+                type=EventName.TELEMETRY_REFUSED,
                 client_id=f"srv-refused-{key[:48]}",
                 origin="server",
                 payload={

@@ -19,13 +19,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from trials import runner
-from trials.events import event_log
+from trials.event_types import EventName, RunPayload, task_payload
 from trials.judge import judge_code
 from trials.models import CodeRun, CodeSnapshot, Participant, Stage, TaskState
-from trials.services import (
+from trials.services.errors import StageConflict, TrialError
+from trials.services.events import event_log
+from trials.services.stages import (
     DEADLINE_GRACE,
-    StageConflict,
-    TrialError,
     participant_complete_stage,
     participant_sync_clock,
 )
@@ -173,6 +173,70 @@ def _status(result: runner.RunResult) -> str:
     return "ok" if result.ok else "error"
 
 
+@dataclass(frozen=True)
+class _Ran:
+    """What the sandbox gave back for a Run or a Check, in the fields a CodeRun stores."""
+
+    tests: list[dict[str, Any]]
+    status: str
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    duration: float
+    truncated: bool
+    sandbox: str
+    message: str
+    all_passed: bool
+
+
+def _check_in_sandbox(participant: Participant, task: Task, code: str) -> _Ran:
+    # A Check is never dropped for load: it waits its turn (its completion time, if it
+    # passes, is still the moment it was submitted).
+    verdict = judge_code(
+        tests_source=task.tests,
+        code=code,
+        show=task.show,
+        limits=runner_limits(),
+        tag=run_tag(participant),
+        queue_timeout=math.inf,
+    )
+    tests = [
+        {"name": t["name"], "passed": t["passed"], "message": t["message"]} for t in verdict.tests
+    ]
+    # The participant's program prints nothing a participant needs during a check (the
+    # tests call its functions); its errors are shown when there is no verdict.
+    return _Ran(
+        tests=tests,
+        status=verdict.status,
+        stdout="",
+        stderr=verdict.stderr,
+        exit_code=None,
+        duration=verdict.duration_seconds,
+        truncated=False,
+        sandbox=verdict.sandbox,
+        message=verdict.message,
+        all_passed=verdict.all_passed,
+    )
+
+
+def _run_in_sandbox(participant: Participant, code: str) -> _Ran:
+    result = runner.run_python(
+        {ENTRY_FILE: code}, ENTRY_FILE, limits=runner_limits(), tag=run_tag(participant)
+    )
+    return _Ran(
+        tests=[],
+        status=_status(result),
+        stdout=result.stdout,
+        stderr=result.stderr,
+        exit_code=result.exit_code,
+        duration=result.duration_seconds,
+        truncated=result.truncated,
+        sandbox=result.sandbox,
+        message=result.message,
+        all_passed=False,
+    )
+
+
 def code_run(
     *, participant: Participant, stage: Stage, task: Task, code: str, kind: str
 ) -> RunOutcome:
@@ -184,97 +248,92 @@ def code_run(
         participant=participant, stage=stage, task=task, code=code, base_version=None, source=kind
     )
     if kind == CodeRun.Kind.CHECK:
-        # A Check is never dropped for load: it waits its turn (its completion time, if it
-        # passes, is still ``started``, the moment it was submitted).
-        verdict = judge_code(
-            tests_source=task.tests,
-            code=snapshot.code,
-            show=task.show,
-            limits=runner_limits(),
-            tag=run_tag(participant),
-            queue_timeout=math.inf,
-        )
-        tests = [
-            {"name": t["name"], "passed": t["passed"], "message": t["message"]}
-            for t in verdict.tests
-        ]
-        status: str = verdict.status
-        # The participant's program prints nothing a participant needs during a check (the
-        # tests call its functions); its errors are shown when there is no verdict.
-        stdout, stderr, exit_code = "", verdict.stderr, None
-        duration, truncated, sandbox = verdict.duration_seconds, False, verdict.sandbox
-        message = verdict.message
-        all_passed = verdict.all_passed
+        ran = _check_in_sandbox(participant, task, snapshot.code)
     else:
-        result = runner.run_python(
-            {ENTRY_FILE: snapshot.code},
-            ENTRY_FILE,
-            limits=runner_limits(),
-            tag=run_tag(participant),
-        )
-        tests = []
-        stdout, stderr, exit_code = result.stdout, result.stderr, result.exit_code
-        duration, truncated, sandbox = result.duration_seconds, result.truncated, result.sandbox
-        status = _status(result)
-        message = result.message
-        all_passed = False
-    passed = sum(1 for t in tests if t["passed"])
+        ran = _run_in_sandbox(participant, snapshot.code)
     in_time = (
         participant.stage_deadline is None or started <= participant.stage_deadline + DEADLINE_GRACE
     )
+    # The sandbox ran outside any transaction (seconds); only the record is transactional.
     with transaction.atomic():
-        run = CodeRun.objects.create(
-            participant=participant,
-            stage=stage,
-            task=task.folder,
-            kind=kind,
-            code_sha256=hashlib.sha256(snapshot.code.encode()).hexdigest(),
-            snapshot_version=snapshot.version,
-            stdout=stdout,
-            stderr=stderr,
-            exit_code=exit_code,
-            duration_ms=round(duration * 1000),
-            output_truncated=truncated,
-            status=status,
-            exception_type=exception_type(stderr) if kind == CodeRun.Kind.RUN else "",
-            sandbox=sandbox,
-            tests_passed=passed if kind == CodeRun.Kind.CHECK else None,
-            tests_total=len(tests) if kind == CodeRun.Kind.CHECK else None,
-            test_results=tests,
-        )
-        counter = "checks" if kind == CodeRun.Kind.CHECK else "runs"
-        state = _state(participant, stage, task.folder)
-        TaskState.objects.filter(pk=state.pk).update(**{counter: F(counter) + 1})
-        first_pass = False
-        if all_passed and in_time:
-            first_pass = (
-                TaskState.objects.filter(pk=state.pk, first_passed_at__isnull=True).update(
-                    first_passed_at=started
-                )
-                == 1
-            )
+        run = _store_run(participant, stage, task, snapshot, kind, ran)
+        first_pass = _count_run(participant, stage, task, kind, started if in_time else None, ran)
         event_log(
             participant,
-            kind,
+            EventName.CHECK if kind == CodeRun.Kind.CHECK else EventName.RUN,
             stage=stage,
-            payload={
-                "task": task.folder,
-                "run_id": run.pk,
-                "code_sha256": run.code_sha256,
-                "version": snapshot.version,
-                "status": status,
-                "exit_code": exit_code,
-                "exception_type": run.exception_type,
-                "duration_ms": run.duration_ms,
-                "tests_passed": run.tests_passed,
-                "tests_total": run.tests_total,
-                "first_pass": first_pass,
-                "sandbox": sandbox,
-            },
+            payload=RunPayload(
+                task=task.folder,
+                run_id=run.pk,
+                code_sha256=run.code_sha256,
+                version=snapshot.version,
+                status=ran.status,
+                exit_code=ran.exit_code,
+                exception_type=run.exception_type,
+                duration_ms=run.duration_ms,
+                tests_passed=run.tests_passed,
+                tests_total=run.tests_total,
+                first_pass=first_pass,
+                sandbox=ran.sandbox,
+            ).as_dict(),
         )
         if first_pass:
-            event_log(participant, "task_completed", stage=stage, payload={"task": task.folder})
-    return RunOutcome(run=run, tests=tests, first_pass=first_pass, message=message)
+            event_log(
+                participant,
+                EventName.TASK_COMPLETED,
+                stage=stage,
+                payload=task_payload(task.folder),
+            )
+    return RunOutcome(run=run, tests=ran.tests, first_pass=first_pass, message=ran.message)
+
+
+def _store_run(
+    participant: Participant, stage: Stage, task: Task, snapshot: CodeSnapshot, kind: str, ran: _Ran
+) -> CodeRun:
+    is_check = kind == CodeRun.Kind.CHECK
+    return CodeRun.objects.create(
+        participant=participant,
+        stage=stage,
+        task=task.folder,
+        kind=kind,
+        code_sha256=hashlib.sha256(snapshot.code.encode()).hexdigest(),
+        snapshot_version=snapshot.version,
+        stdout=ran.stdout,
+        stderr=ran.stderr,
+        exit_code=ran.exit_code,
+        duration_ms=round(ran.duration * 1000),
+        output_truncated=ran.truncated,
+        status=ran.status,
+        exception_type=exception_type(ran.stderr) if kind == CodeRun.Kind.RUN else "",
+        sandbox=ran.sandbox,
+        tests_passed=sum(1 for t in ran.tests if t["passed"]) if is_check else None,
+        tests_total=len(ran.tests) if is_check else None,
+        test_results=ran.tests,
+    )
+
+
+def _count_run(
+    participant: Participant,
+    stage: Stage,
+    task: Task,
+    kind: str,
+    started_in_time: datetime | None,
+    ran: _Ran,
+) -> bool:
+    """Count the run on the task and, for the first all-passing check submitted in time
+    (``started_in_time``: when it was submitted; None when too late), stamp completion by
+    compare-and-set. True when this run completed the task."""
+    counter = "checks" if kind == CodeRun.Kind.CHECK else "runs"
+    state = _state(participant, stage, task.folder)
+    TaskState.objects.filter(pk=state.pk).update(**{counter: F(counter) + 1})
+    if not (ran.all_passed and started_in_time is not None):
+        return False
+    return (
+        TaskState.objects.filter(pk=state.pk, first_passed_at__isnull=True).update(
+            first_passed_at=started_in_time
+        )
+        == 1
+    )
 
 
 def task_stage_finish(
@@ -301,7 +360,7 @@ def task_stage_finish(
         TaskState.objects.filter(
             participant=participant, task=folder, submitted_at__isnull=True
         ).update(submitted_at=now)
-        event_log(participant, "task_submitted", stage=stage, payload={"task": folder})
+        event_log(participant, EventName.TASK_SUBMITTED, stage=stage, payload=task_payload(folder))
     return participant_complete_stage(
         participant=participant, stage_key=stage.key, answers={"code": code}
     )
