@@ -101,7 +101,7 @@ def _task_name(folder: str) -> str:
 
 
 def _quizzes(trial: Trial, stages: list[Stage]) -> list[Quiz]:
-    from quizzes.services import stage_quiz  # quizzes builds on trials
+    from quizzes.selectors import stage_quiz  # quizzes builds on trials
 
     return [stage_quiz(trial, s) for s in stages if s.type == Stage.Type.QUIZ]
 

@@ -1,13 +1,12 @@
 """The statisticians' REST API: read-only. Each view parses its query parameters (a 400 names
-any bad one), calls one selector or analysis function, and serialises. The analysis modules
-(data sets, exports, results) are imported inside the views: they are heavy (pandas, scipy)
-and the row endpoints do not need them."""
+any bad one), calls one selector or analysis function, and serialises."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -30,6 +29,9 @@ from rest_framework.reverse import reverse as api_reverse
 from rest_framework.serializers import Serializer
 from rest_framework.views import APIView
 
+from analysis import analyze, datasets, exports
+from analysis.cache import cached_analysis
+from analysis.models import DataExport
 from api import docs, filters, queries
 from api.pagination import FramePagination, ParticipantCursorPagination
 from api.permissions import IDENTIFIERS_PERMISSION, ReadsTrialData, may_see_identifiers
@@ -134,8 +136,15 @@ class DataAPIView(APIView):
         return response
 
 
-class DataListView(DataAPIView, generics.ListAPIView):
+if TYPE_CHECKING:
+    _ListAPIView = generics.ListAPIView[Any]
+else:  # DRF's views are generic only in the type stubs
+    _ListAPIView = generics.ListAPIView
+
+
+class DataListView(DataAPIView, _ListAPIView):
     query_class: type[Serializer[Any]]
+    _params: dict[str, Any]
 
     @property
     def params(self) -> dict[str, Any]:
@@ -144,7 +153,12 @@ class DataListView(DataAPIView, generics.ListAPIView):
         return self._params
 
 
-def _list_schema(serializer: Any, query: type[Serializer[Any]], description: str) -> Any:
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def _list_schema(
+    serializer: Any, query: type[Serializer[Any]], description: str
+) -> Callable[[_View], _View]:
     return extend_schema(
         description=description,
         parameters=[query, _IDENTIFIED_HEADER_DOC],
@@ -280,7 +294,6 @@ class DownloadNegotiation(DefaultContentNegotiation):
 def _dataset_records(trial: Trial, name: str, frame: pd.DataFrame, identified: bool) -> list[Any]:
     """Rows as JSON objects, formatted by the JSON Lines exporter so that every value reads
     the same as in an export (UTC times with Z, JSON columns nested, no NaN)."""
-    from analysis import datasets, exports
 
     columns = datasets.dataset_columns(trial, name, identified=identified)
     text = b"".join(exports.jsonl_chunks(columns, [frame])).decode()
@@ -316,7 +329,6 @@ class DatasetView(DataAPIView):
             raise Http404(f"no data set '{name}' (there are: {', '.join(DATASET_NAMES)})")
         trial = _trial_or_404(slug, params.get("version"))
         identified = self.use_identifiers(params["identified"])
-        from analysis import datasets, exports
 
         if params["format"] == "csv":
             response = StreamingHttpResponse(
@@ -357,7 +369,6 @@ class CodebookView(DataAPIView):
         params = queries.parse_query(queries.CodebookQuery, request.query_params)
         trial = _trial_or_404(slug, params.get("version"))
         identified = self.use_identifiers(params["identified"])
-        from analysis import datasets
 
         return Response(
             {
@@ -396,8 +407,6 @@ class ExportView(DataAPIView):
         params = queries.parse_query(queries.ExportQuery, request.query_params)
         trial = _trial_or_404(slug, params.get("version"))
         identified = self.use_identifiers(params["identified"])
-        from analysis import exports
-        from analysis.models import DataExport
 
         fmt = params["format"]
         response = StreamingHttpResponse(
@@ -440,8 +449,6 @@ class ResultsView(DataAPIView):
     def get(self, request: Request, slug: str) -> Response:
         params = queries.parse_query(queries.VersionQuery, request.query_params)
         trial = _trial_or_404(slug, params.get("version"))
-        from analysis import analyze
-        from analysis.cache import cached_analysis
 
         try:
             _, results = cached_analysis(trial, seed=0)  # recomputed only when the data change
@@ -476,7 +483,9 @@ class ApiDocsView(APIView):
     permission_classes = [AllowAny]
 
     def get(self, request: Request) -> HttpResponseBase:
-        schema = SchemaGenerator().get_schema(request=None, public=True)
+        # drf-spectacular's generator has no annotations.
+        generator = SchemaGenerator()  # type: ignore[no-untyped-call]
+        schema = generator.get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
         return render(
             request._request,
             "api/docs.html",

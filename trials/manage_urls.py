@@ -1,11 +1,11 @@
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 
 from trials import manage_views
 from trials.stage_kinds import staff_url_modules
 
 app_name = "manage"
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("", manage_views.trial_list, name="trial_list"),
     path("trials/<slug:slug>/v<int:version>/", manage_views.trial_detail, name="trial_detail"),
     path(
