@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from trials import runner
 from trials.access import staff_role_required
+from trials.event_types import EventName
 from trials.identity import DuplicateFlag, duplicate_flags, duplicate_rule, is_excluded_duplicate
 from trials.models import AssistantTurn, CodeRun, Event, Participant, Trial
 from trials.selectors import (
@@ -43,7 +44,9 @@ def _assistant_summary(trial: Trial) -> dict[str, Any]:
         "failed": turns.filter(status=AssistantTurn.Status.FAILED).count(),
         "spend": trial_spend(trial),
         "cap": trial.definition.get("assistant_spend_cap_usd"),
-        "refused": Event.objects.filter(participant__trial=trial, type="assistant_refused").count(),
+        "refused": Event.objects.filter(
+            participant__trial=trial, type=EventName.ASSISTANT_REFUSED
+        ).count(),
     }
 
 
@@ -58,7 +61,11 @@ def _identity_summary(trial: Trial, flags: dict[str, DuplicateFlag]) -> dict[str
     events = dict(
         Event.objects.filter(
             participant__trial=trial,
-            type__in=("session_resumed", "session_taken_over", "resume_failed"),
+            type__in=(
+                EventName.SESSION_RESUMED,
+                EventName.SESSION_TAKEN_OVER,
+                EventName.RESUME_FAILED,
+            ),
         )
         .values_list("type")
         .annotate(n=Count("pk"))
@@ -70,9 +77,9 @@ def _identity_summary(trial: Trial, flags: dict[str, DuplicateFlag]) -> dict[str
         "excluded": sum(is_excluded_duplicate(flag, plan) for flag in flags.values()),
         "rule": rule,
         "signals": ", ".join(signals),
-        "resumed": events.get("session_resumed", 0),
-        "taken_over": events.get("session_taken_over", 0),
-        "failed_codes": events.get("resume_failed", 0),
+        "resumed": events.get(EventName.SESSION_RESUMED, 0),
+        "taken_over": events.get(EventName.SESSION_TAKEN_OVER, 0),
+        "failed_codes": events.get(EventName.RESUME_FAILED, 0),
     }
 
 

@@ -11,6 +11,7 @@ from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from trials.event_types import EventName
 from trials.models import (
     Allocation,
     AssistantTurn,
@@ -190,22 +191,22 @@ def participant_replay(participant: Participant) -> Replay:
         payload = event.payload if isinstance(event.payload, dict) else {}
         when = event.client_time or event.server_time
         task = str(payload.get("task", ""))
-        if event.origin == "client" and event.type == "edit":
+        if event.origin == "client" and event.type == EventName.EDIT:
             edited.add(task)
             marks.append(Mark(when, task, "edit", "edit", changes=payload.get("changes", [])))
-        elif event.origin == "client" and event.type == "snapshot":
+        elif event.origin == "client" and event.type == EventName.SNAPSHOT:
             marks.append(
                 Mark(when, task, "snapshot", "snapshot", text=str(payload.get("code", "")))
             )
-        elif event.origin == "server" and event.type in ("run", "check"):
+        elif event.origin == "server" and event.type in (EventName.RUN, EventName.CHECK):
             status = payload.get("status", "")
             label = f"{event.type}: {status}"
-            if event.type == "check":
+            if event.type == EventName.CHECK:
                 label += f" ({payload.get('tests_passed')}/{payload.get('tests_total')} tests)"
             elif payload.get("exception_type"):
                 label += f" ({payload['exception_type']})"
             marks.append(Mark(event.server_time, task, event.type, label, detail=payload))
-        elif event.type in ("paste", "copy"):
+        elif event.type in (EventName.PASTE, EventName.COPY):
             label = f"{event.type} of {payload.get('length', '?')} characters"
             if payload.get("from_assistant"):
                 label += " from the assistant"
@@ -214,11 +215,16 @@ def participant_replay(participant: Participant) -> Replay:
             marks.append(
                 Mark(when, task, "assistant", event.type.replace("_", " "), detail=payload)
             )
-        elif event.type in ("stage_entered", "stage_left", "task_completed", "task_submitted"):
+        elif event.type in (
+            EventName.STAGE_ENTERED,
+            EventName.STAGE_LEFT,
+            EventName.TASK_COMPLETED,
+            EventName.TASK_SUBMITTED,
+        ):
             marks.append(
                 Mark(event.server_time, task, "stage", event.type.replace("_", " "), detail=payload)
             )
-        elif event.type in ("blur", "focus", "visibility", "idle"):
+        elif event.type in (EventName.BLUR, EventName.FOCUS, EventName.VISIBILITY, EventName.IDLE):
             marks.append(Mark(when, task, "attention", event.type, detail=payload))
     # Saved versions fill in tasks for which the browser's edit stream is missing.
     for snapshot in CodeSnapshot.objects.filter(participant=participant).exclude(task__in=edited):
@@ -268,7 +274,7 @@ def participant_conversation(participant: Participant) -> list[ConversationTurn]
         .order_by("created_at", "id")
     )
     pastes: dict[int, list[PasteAfterTurn]] = {}
-    for event in Event.objects.filter(participant=participant, type="paste").order_by(
+    for event in Event.objects.filter(participant=participant, type=EventName.PASTE).order_by(
         "server_time", "id"
     ):
         payload = event.payload if isinstance(event.payload, dict) else {}

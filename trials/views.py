@@ -32,7 +32,7 @@ from trials.participant_session import (
 from trials.rendering import render_markdown
 from trials.selectors import live_trial, participant_tools
 from trials.services import assistant, coding
-from trials.tasks import load_task
+from trials.tasks import Task, load_task
 
 
 def _stage_url(trial: Trial, stage: Stage) -> str:
@@ -394,36 +394,11 @@ def _task(
             {"resume_link": _resume_link(request, trial, participant)},
         )
     if request.method == "POST":
-        code = {
-            # NUL cannot be stored in PostgreSQL text; it is never meaningful in code.
-            # Browsers submit textareas with CRLF; the editor and autosave use LF.
-            task.folder: request.POST.get(f"code_{i}", "")[: coding.MAX_CODE_CHARS]
-            .replace("\r\n", "\n")
-            .replace("\x00", "")
-            for i, task in enumerate(tasks)
-            if f"code_{i}" in request.POST
-        }
-        participant = coding.task_stage_finish(participant=participant, stage=stage, code=code)
-        return _redirect_to_current(trial, participant)
-    completed = set(
-        TaskState.objects.filter(
-            participant=participant, first_passed_at__isnull=False
-        ).values_list("task", flat=True)
-    )
-    views = []
-    for i, task in enumerate(tasks):
-        text, version = coding.latest_code(participant, task)
-        views.append(
-            {
-                "index": i,
-                "folder": task.folder,
-                "title": task.title,
-                "instructions": render_markdown(task.instructions),
-                "code": text,
-                "version": version,
-                "completed": task.folder in completed,
-            }
+        participant = coding.task_stage_finish(
+            participant=participant, stage=stage, code=_submitted_code(request, tasks)
         )
+        return _redirect_to_current(trial, participant)
+    views = _task_views(participant, tasks)
     api: dict[str, str] = {
         name: reverse(f"trials:api_{name}", args=[trial.slug])
         for name in ("save", "run", "check", "queue", "events")
@@ -459,6 +434,42 @@ def _task(
         stage,
         {"tasks": views, "api": api, "page_state": page_state},
     )
+
+
+def _submitted_code(request: HttpRequest, tasks: list[Task]) -> dict[str, str]:
+    return {
+        # NUL cannot be stored in PostgreSQL text; it is never meaningful in code.
+        # Browsers submit textareas with CRLF; the editor and autosave use LF.
+        task.folder: request.POST.get(f"code_{i}", "")[: coding.MAX_CODE_CHARS]
+        .replace("\r\n", "\n")
+        .replace("\x00", "")
+        for i, task in enumerate(tasks)
+        if f"code_{i}" in request.POST
+    }
+
+
+def _task_views(participant: Participant, tasks: list[Task]) -> list[dict[str, Any]]:
+    # What the page shows of each task: its text and the participant's latest code.
+    completed = set(
+        TaskState.objects.filter(
+            participant=participant, first_passed_at__isnull=False
+        ).values_list("task", flat=True)
+    )
+    views = []
+    for i, task in enumerate(tasks):
+        text, version = coding.latest_code(participant, task)
+        views.append(
+            {
+                "index": i,
+                "folder": task.folder,
+                "title": task.title,
+                "instructions": render_markdown(task.instructions),
+                "code": text,
+                "version": version,
+                "completed": task.folder in completed,
+            }
+        )
+    return views
 
 
 def is_phone(request: HttpRequest) -> bool:
