@@ -30,9 +30,9 @@ from django.utils import timezone
 
 from quizzes.models import ItemResponse
 from quizzes.quizfile import Quiz
+from trials.client_spans import ClientSpan, bounded_seconds, spans_between
 from trials.definition import DUPLICATE_SIGNALS, question_choices
 from trials.event_types import CLIENT_TYPES, SERVER_TYPES
-from trials.services.events import ClientSpan, bounded_seconds, spans_between
 from trials.identity import duplicate_flags, is_excluded_duplicate
 from trials.models import (
     Allocation,

@@ -76,8 +76,8 @@ from quizzes.services import participant_seed
 from trials import randomization
 from trials.assistant import load_material
 from trials.assistant.base import estimate_cost
+from trials.assistant.replies import CODE_BLOCK_RE
 from trials.assistant.settings import AssistantSettings
-from trials.services.assistant import CODE_BLOCK_RE
 from trials.definition import eligibility_failures, question_choices, stratum_key
 from trials.judge import test_specs
 from trials.models import (

@@ -19,9 +19,8 @@ from django.utils import timezone
 
 from analysis import progsnap2
 from analysis.datasets import dataset_frame
-from trials import event_types
+from trials import client_spans, event_types
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState, Trial
-from trials.services import events
 
 pytestmark = pytest.mark.django_db
 
@@ -448,11 +447,13 @@ def test_bounded_seconds_clips_to_the_window_and_counts_overlaps_once():
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     end = t0 + timedelta(minutes=30)
     spans = [
-        events.ClientSpan(86_400.0, t0 + timedelta(minutes=10)),  # a day, reported at 10 min
-        events.ClientSpan(300.0, t0 + timedelta(minutes=8)),  # inside the first
-        events.ClientSpan(60.0, t0 + timedelta(hours=2)),  # sent late: the window's last minute
-        events.ClientSpan(1e300, t0 + timedelta(minutes=20)),  # absurd: at most the window
+        client_spans.ClientSpan(86_400.0, t0 + timedelta(minutes=10)),  # a day, reported at 10 min
+        client_spans.ClientSpan(300.0, t0 + timedelta(minutes=8)),  # inside the first
+        client_spans.ClientSpan(
+            60.0, t0 + timedelta(hours=2)
+        ),  # sent late: the window's last minute
+        client_spans.ClientSpan(1e300, t0 + timedelta(minutes=20)),  # absurd: at most all
     ]
-    assert events.bounded_seconds(spans[:3], start=t0, end=end) == 600.0 + 60.0
-    assert events.bounded_seconds(spans, start=t0, end=end) == 20 * 60.0 + 60.0
-    assert events.bounded_seconds([], start=t0, end=end) == 0.0
+    assert client_spans.bounded_seconds(spans[:3], start=t0, end=end) == 600.0 + 60.0
+    assert client_spans.bounded_seconds(spans, start=t0, end=end) == 20 * 60.0 + 60.0
+    assert client_spans.bounded_seconds([], start=t0, end=end) == 0.0

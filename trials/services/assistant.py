@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from trials import assistant as llm
 from trials.assistant.base import estimate_input_tokens
+from trials.assistant.replies import CODE_BLOCK_RE, reply_code_blocks
 from trials.event_types import (
     PROVENANCE_FIELDS,
     AssistantRequestPayload,
@@ -43,7 +44,6 @@ CALM_FAILURE = (
     "The assistant is not available right now. Please try again in a moment, or carry on "
     "without it — your work is saved."
 )
-CODE_BLOCK_RE = re.compile(r"```[a-zA-Z0-9_+-]*\n(.*?)```", re.DOTALL)
 
 
 class AssistantRefused(TrialError):
@@ -325,33 +325,7 @@ def assistant_usage(participant: Participant) -> dict[str, Any]:
 # The chat panel sends the text of a copy taken from a reply up to this many characters
 # (frontend/src/chat.js COPY_TEXT_CHARS), so the server can check that it is in the reply.
 COPY_TEXT_CHARS = 8_000
-_FENCE_OPEN = re.compile(r"^([ \t]*)(`{3,}|~{3,})[ \t]*([^\s`]*)[^`]*$")
 _MARKUP = re.compile(r"[\s`*_~#>]+")
-
-
-def reply_code_blocks(reply: str) -> list[str]:
-    """The fenced code blocks of a reply, each as the chat panel's Copy button copies it
-    (frontend/src/markdown.js: body lines without the fence's indent, each ending in a
-    newline; an unclosed fence runs to the end) and as CODE_BLOCK_RE finds it."""
-    blocks = list(CODE_BLOCK_RE.findall(reply))
-    lines = reply.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    i = 0
-    while i < len(lines):
-        opening = _FENCE_OPEN.match(lines[i])
-        i += 1
-        if opening is None:
-            continue
-        indent, fence = len(opening.group(1)), opening.group(2)
-        close = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$")
-        body = []
-        while i < len(lines) and not close.match(lines[i]):
-            line = lines[i]
-            strip = len(line) - len(line.lstrip(" "))
-            body.append(line[min(strip, indent) :])
-            i += 1
-        i += 1
-        blocks.append("".join(f"{line}\n" for line in body))
-    return blocks
 
 
 def _plain(text: str) -> str:
