@@ -71,8 +71,7 @@ from django.utils import timezone
 from quizzes import grading
 from quizzes.models import ItemResponse, QuizAttempt
 from quizzes.quizfile import CHOICE_TYPES, IDK_VALUE, Question, Quiz, order_for_participant
-from quizzes.selectors import stage_quiz
-from quizzes.services import participant_seed
+from quizzes.selectors import participant_seed, stage_quiz
 from trials import randomization
 from trials.assistant import load_material
 from trials.assistant.base import estimate_cost

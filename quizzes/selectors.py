@@ -4,6 +4,7 @@ identity nor arm, agreement between graders, and item quality."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,12 @@ def key_fields(key: dict[str, Any]) -> dict[str, Any]:
     for name, value in key.items():
         out[name] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def participant_seed(participant: Participant) -> str:
+    # Derived from the secret trial seed, so orders cannot be predicted, yet replayable.
+    material = f"{participant.trial.randomization_seed}:quiz:{participant.pk}"
+    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def participant_quiz_score(participant: Participant) -> grading.QuizScore | None:

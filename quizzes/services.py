@@ -16,7 +16,7 @@ from django.utils import timezone
 from quizzes import grading
 from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttempt
 from quizzes.quizfile import IDK_VALUE, Question, order_for_participant, participant_view
-from quizzes.selectors import key_fields, stage_quiz
+from quizzes.selectors import key_fields, participant_seed, stage_quiz
 from skilltrial import jobs
 from trials.judge import judge_code
 from trials.models import Participant, Stage, Trial
@@ -42,12 +42,6 @@ def question_key_of(question: Question) -> dict[str, Any]:
             continue
         key[name] = list(value) if isinstance(value, tuple) else value
     return key
-
-
-def participant_seed(participant: Participant) -> str:
-    # Derived from the secret trial seed, so orders cannot be predicted, yet replayable.
-    material = f"{participant.trial.randomization_seed}:quiz:{participant.pk}"
-    return hashlib.sha256(material.encode()).hexdigest()
 
 
 def quiz_attempt(*, participant: Participant, stage: Stage) -> QuizAttempt:
