@@ -44,13 +44,14 @@ def register_stage_kind(
     staff_urls: str | None = None,
 ) -> StageKind:
     """Register (or replace: ``ready()`` may run twice in tests) the hooks of ``type``."""
-    kind = StageKind(type, record_responses, questions, staff_urls)
-    _KINDS[type] = kind
+    # Keyed by the plain string: stage rows carry the type as stored, not as an enum member.
+    kind = StageKind(str(type), record_responses, questions, staff_urls)
+    _KINDS[kind.type] = kind
     return kind
 
 
 def stage_kind(type: str) -> StageKind | None:
-    return _KINDS.get(type)
+    return _KINDS.get(str(type))
 
 
 def staff_url_modules() -> list[str]:
