@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from analysis import synthetic
 from trials.models import Event, Participant, Trial
 from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN
 from trials.services import (
@@ -148,8 +149,6 @@ def populated(live_trial: Trial, eligible_answers: dict[str, Any]) -> dict[str, 
 def synthetic_trial(live_trial: Trial, eligible_answers: dict[str, Any]) -> Trial:
     """The sample trial with two dozen synthetic participants (analysis.synthetic, the
     project's generator for tests and benchmarks) and one real one."""
-    from analysis import synthetic
-
     synthetic.synthesize_trial(live_trial, participants=24, seed=7, events_per_participant=12)
     enroll(live_trial, eligible_answers, through=STAGES_AFTER_SCREENING)
     return live_trial

@@ -10,6 +10,11 @@ import zipfile
 
 import pytest
 
+from analysis.datasets import DATASETS
+from analysis.exports import FORMATS
+from analysis.models import DataExport
+from api.queries import EXPORT_FORMATS
+from api.views import DATASET_NAMES
 from trials.models import Participant
 
 pytestmark = pytest.mark.django_db
@@ -147,8 +152,6 @@ def test_export_refusals(populated, statistician):
 
 
 def test_identified_exports_are_recorded_as_such(populated, identifier_reader):
-    from analysis.models import DataExport
-
     response = identifier_reader.get(f"{BASE}/exports/", {"identified": "true"})
     assert response["X-Skilltrial-Identified"] == "true"
     assert "-identified-" in response["Content-Disposition"]
@@ -183,10 +186,5 @@ def test_results_of_a_tiny_trial_are_not_a_500(populated, statistician):
 
 def test_the_api_names_the_same_datasets_and_formats_as_the_analysis_package():
     # The API lists them itself so that its schema can be built without pandas.
-    from analysis.datasets import DATASETS
-    from analysis.exports import FORMATS
-    from api.queries import EXPORT_FORMATS
-    from api.views import DATASET_NAMES
-
     assert DATASET_NAMES == DATASETS
     assert EXPORT_FORMATS == FORMATS

@@ -17,6 +17,7 @@ from django.utils import timezone
 from quizzes import services
 from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttempt
 from quizzes.selectors import participant_quiz_score
+from skilltrial import jobs
 from trials.definition import load_trial_dir
 from trials.models import Participant, StageRecord
 from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN
@@ -296,8 +297,6 @@ def test_code_answers_are_stored_at_once_and_graded_off_the_request(
 ):
     """With the thread backend the participant's request only hands the grading to a job; the
     answer is already stored, pending, when the response goes out."""
-    from skilltrial import jobs
-
     settings.JOBS_BACKEND = "thread"
     submitted: list[tuple[object, dict]] = []
 
@@ -323,8 +322,6 @@ def test_pending_code_answers_are_finished_by_the_command(
     tmp_path: Path, eligible_answers, django_capture_on_commit_callbacks, settings, monkeypatch
 ):
     from django.core.management import call_command
-
-    from skilltrial import jobs
 
     settings.JOBS_BACKEND = "thread"
     monkeypatch.setattr(jobs, "_executor", lambda: type("Lost", (), {"submit": print})())

@@ -8,14 +8,13 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 
+from analysis import synthetic
 from quizzes.models import ItemResponse
 from trials.roles import STATISTICIAN
 
 
 @pytest.mark.django_db
 def test_quiz_page_counts_attention_failures_among_those_who_reached_the_check(live_trial):
-    from analysis import synthetic
-
     synthetic.synthesize_trial(live_trial, participants=12, seed=4, events_per_participant=10)
     checks = ItemResponse.objects.filter(is_attention_check=True).order_by("participant_id")
     answered = list(checks)

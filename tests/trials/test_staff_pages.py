@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from analysis import synthetic
 from quizzes.models import ItemResponse, QuizAttempt
 from trials.models import (
     Allocation,
@@ -114,8 +115,6 @@ def test_conversation_viewer_is_for_staff_only_never_for_graders(talker):
 
 @pytest.mark.django_db
 def test_synthetic_and_overdue_participants_carry_badges_on_every_staff_page(live_trial):
-    from analysis import synthetic
-
     synthetic.synthesize_trial(live_trial, participants=6, seed=2, events_per_participant=10)
     stage = Stage.objects.filter(trial=live_trial, type=Stage.Type.TASK).first()
     late = Participant.objects.create(
@@ -153,8 +152,6 @@ def test_synthetic_and_overdue_participants_carry_badges_on_every_staff_page(liv
 def test_purge_synthetic_removes_synthetic_participants_and_all_their_rows_only(
     live_trial, eligible_answers
 ):
-    from analysis import synthetic
-
     real = Client()
     real.get("/t/trio-skill-formation/")
     real.post("/t/trio-skill-formation/s/consent/", {"decision": "agree", "agree": "on"})
