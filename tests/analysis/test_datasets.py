@@ -18,8 +18,8 @@ from analysis.datasets import (
     dataset_row_count,
     iter_dataset_chunks,
 )
-from trials.services.events import event_log
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState
+from trials.services.events import event_log
 
 pytestmark = pytest.mark.django_db
 
