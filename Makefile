@@ -51,6 +51,7 @@ demo: setup
 lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 typecheck: setup-dev
 	$(VENV)/bin/mypy skilltrial trials quizzes analysis api
