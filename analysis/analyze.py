@@ -463,7 +463,7 @@ class _Run:
         results = [produced] if isinstance(produced, stats.Result) else list(produced)
         if messages:
             note = "Warning: " + "; ".join(messages)
-            results = [replace(r, notes=stats._join_notes(r.notes, note)) for r in results]
+            results = [replace(r, notes=stats.join_notes(r.notes, note)) for r in results]
         return results
 
     def add(
@@ -913,7 +913,7 @@ class _Run:
                     f"{_fmt(rmst.ci_high)}, which {'lies' if inside else 'does not lie'} "
                     "within the margin."
                 )
-            results.append(replace(result, notes=stats._join_notes(result.notes, note)))
+            results.append(replace(result, notes=stats.join_notes(result.notes, note)))
         return results
 
     def binary(self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec) -> None:
@@ -1128,7 +1128,7 @@ class _Run:
                 warnings.simplefilter("always")
                 if spec.kind == "continuous":
                     mde = stats.t_test_mde(values.size, ref.size, alpha=self.alpha)
-                    sd = stats._pooled_sd(values, ref)
+                    sd = stats.pooled_sd(values, ref)
                     entry.update(
                         mde_d=mde,
                         pooled_sd=sd,
