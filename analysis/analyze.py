@@ -409,22 +409,22 @@ class _Run:
                     continue
                 points = _numeric(frame[part.column])
                 maximum = _maximum(frame, part)
-                frame[_col(f"{name}:{category}")] = (
+                frame[outcome_column(f"{name}:{category}")] = (
                     points if maximum is None else 100 * points / maximum.where(maximum > 0)
                 )
             return
         if spec.column not in frame.columns:
             return
-        frame[_col(name)] = _numeric(frame[spec.column])
+        frame[outcome_column(name)] = _numeric(frame[spec.column])
         if spec.kind == "time":
-            time = frame[_col(name)]
+            time = frame[outcome_column(name)]
             if spec.censored_column and spec.censored_column in frame.columns:
                 censored = _flags(frame[spec.censored_column])
             elif spec.limit is not None:
                 censored = time >= spec.limit
             else:
                 censored = pd.Series(False, index=frame.index)
-            frame[_event(name)] = (~censored).astype(np.float64).where(time.notna())
+            frame[finished_column(name)] = (~censored).astype(np.float64).where(time.notna())
 
     # bookkeeping ---------------------------------------------------------------------------
 
@@ -536,7 +536,7 @@ class _Run:
     def _describe(
         self, population: str, frame: pd.DataFrame, outcome: str, spec: OutcomeSpec | None
     ) -> None:
-        column = _col(outcome)
+        column = outcome_column(outcome)
         for level in self._arms_in(frame):
             values = frame.loc[frame[ARM] == level, column]
             present = values.dropna().to_numpy(dtype=np.float64)
@@ -582,7 +582,7 @@ class _Run:
     def continuous(
         self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec
     ) -> None:
-        column = _col(name)
+        column = outcome_column(name)
         if column not in frame.columns:
             return
         self._describe(population, frame, name, spec)
@@ -719,7 +719,7 @@ class _Run:
         self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec
     ) -> None:
         outcomes = [f"{name}:{category}" for category in spec.categories]
-        outcomes = [o for o in outcomes if _col(o) in frame.columns]
+        outcomes = [o for o in outcomes if outcome_column(o) in frame.columns]
         for outcome in outcomes:
             self._describe(population, frame, outcome, None)
         for method, test in (("welch_t", stats.welch_t), ("student_t", stats.student_t)):
@@ -728,7 +728,7 @@ class _Run:
                 produced = self.attempt(
                     lambda o=outcome, t=test: stats.compare_to_reference(  # type: ignore[misc]
                         frame,
-                        outcome=_col(o),
+                        outcome=outcome_column(o),
                         arm=ARM,
                         reference=self.reference,
                         test=t,
@@ -753,7 +753,7 @@ class _Run:
                 )
 
     def time(self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec) -> None:
-        column, event = _col(name), _event(name)
+        column, event = outcome_column(name), finished_column(name)
         if column not in frame.columns:
             return
         data = frame.loc[frame[column].notna() & frame[event].notna()]
@@ -917,7 +917,7 @@ class _Run:
         return results
 
     def binary(self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec) -> None:
-        column = _col(name)
+        column = outcome_column(name)
         if column not in frame.columns:
             return
         self._describe(population, frame, name, None)
@@ -1103,7 +1103,7 @@ class _Run:
             return {}
         spec = self.inp.outcomes[primary]
         frame = self.frames["itt"]
-        column = _col(primary)
+        column = outcome_column(primary)
         if spec.kind not in ("continuous", "binary") or column not in frame.columns:
             return {
                 "outcome": primary,
@@ -1155,11 +1155,13 @@ class _Run:
         return {"outcome": primary, "kind": spec.kind, "comparisons": comparisons}
 
 
-def _col(outcome: str) -> str:
+def outcome_column(outcome: str) -> str:
+    """The analysis frame's column with the values of ``outcome`` (the report reads it too)."""
     return f"__y__{outcome}"
 
 
-def _event(outcome: str) -> str:
+def finished_column(outcome: str) -> str:
+    """The analysis frame's column with 1 where a time outcome was finished, 0 if censored."""
     return f"__finished__{outcome}"
 
 
