@@ -813,14 +813,10 @@ def _provenance(inp: AnalysisInput, results: AnalysisResults) -> list[tuple[str,
     return rows
 
 
-def report_context(
-    inp: AnalysisInput,
-    results: AnalysisResults,
-    *,
-    self_contained: bool,
-    links: Sequence[tuple[str, str]] = (),
-) -> dict[str, Any]:
-    """Everything the template shows, formatted."""
+def _outcome_sections(
+    inp: AnalysisInput, results: AnalysisResults
+) -> tuple[list[Section], list[Section], list[Section]]:
+    """The preregistered, per-protocol and exploratory sections, primary outcomes first."""
     preregistered: list[Section] = []
     per_protocol: list[Section] = []
     exploratory: list[Section] = []
@@ -858,12 +854,29 @@ def report_context(
                 rows=rows,
             )
         )
+    return preregistered, per_protocol, exploratory
+
+
+def _consort_in_arm_order(results: AnalysisResults) -> dict[str, Any] | None:
     consort = results.consort
     if consort:
         # Arms in the report's order (the reference first), whatever order the counts had.
         rank = {arm: i for i, arm in enumerate(results.arms)}
         arms = sorted(consort["arms"], key=lambda a: rank.get(a["arm"], len(rank)))
         consort = {**consort, "arms": arms}
+    return consort
+
+
+def report_context(
+    inp: AnalysisInput,
+    results: AnalysisResults,
+    *,
+    self_contained: bool,
+    links: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """Everything the template shows, formatted."""
+    preregistered, per_protocol, exploratory = _outcome_sections(inp, results)
+    consort = _consort_in_arm_order(results)
     meta = results.meta
     title = str(meta.get("title") or "Trial analysis")
     return {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analysis.stats.design import build_design, covariate_frame
+from analysis.stats.design import Design, build_design, covariate_frame
 from analysis.stats.results import Result, join_notes
 from analysis.stats.samples import dropped_note
 
@@ -92,14 +93,7 @@ def treatment_interaction(
         covariates=[covariate, *adjust_for],
     )
     covariate_columns = list(covariate_frame(frame.loc[design.used], covariate).columns)
-    x = design.x.copy()
-    terms: dict[str, list[str]] = {}
-    for level, arm_column in design.arm_columns.items():
-        terms[level] = []
-        for column in covariate_columns:
-            name = f"{arm_column}:{column}"
-            x[name] = x[arm_column] * x[column]
-            terms[level].append(name)
+    x, terms = _with_interaction_terms(design, covariate_columns)
     fit = sm.OLS(design.y, x).fit(cov_type="HC3", use_t=True)
     dropped = dropped_note(design.n_rows, design.y.size, "missing outcome, arm or covariate")
     covariates = (covariate, *adjust_for)
@@ -127,31 +121,73 @@ def treatment_interaction(
             )
             for level, names in terms.items()
         ]
+    return [
+        _joint_interaction_test(
+            fit,
+            x,
+            terms,
+            design=design,
+            outcome=outcome,
+            reference=reference,
+            covariate=covariate,
+            covariates=covariates,
+            dropped=dropped,
+        )
+    ]
+
+
+def _with_interaction_terms(
+    design: Design, covariate_columns: list[str]
+) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+    """The design with an arm x covariate column for each arm and covariate column, and the
+    names of those columns per arm."""
+    x = design.x.copy()
+    terms: dict[str, list[str]] = {}
+    for level, arm_column in design.arm_columns.items():
+        terms[level] = []
+        for column in covariate_columns:
+            name = f"{arm_column}:{column}"
+            x[name] = x[arm_column] * x[column]
+            terms[level].append(name)
+    return x, terms
+
+
+def _joint_interaction_test(
+    fit: Any,  # a statsmodels OLS result, which has no type stubs
+    x: pd.DataFrame,
+    terms: dict[str, list[str]],
+    *,
+    design: Design,
+    outcome: str,
+    reference: str,
+    covariate: str,
+    covariates: tuple[str, ...],
+    dropped: str,
+) -> Result:
+    """A categorical covariate has several terms per arm, so one Wald F-test of them all."""
     all_terms = [name for names in terms.values() for name in names]
     restriction = np.zeros((len(all_terms), x.shape[1]))
     for row, name in enumerate(all_terms):
         restriction[row, list(x.columns).index(name)] = 1.0
     wald = fit.wald_test(restriction, use_f=True, scalar=True)
-    return [
-        Result(
-            outcome=outcome,
-            method="interaction",
-            groups=(*design.arm_columns, reference),
-            n=design.y.size,
-            estimate=math.nan,
-            ci_low=math.nan,
-            ci_high=math.nan,
-            p_value=float(wald.pvalue),
-            statistic=float(wald.statistic),
-            df=float(len(all_terms)),
-            covariates=covariates,
-            notes=join_notes(
-                f"Joint Wald F-test of {len(all_terms)} arm x {covariate} terms on "
-                f"{len(all_terms)} and {int(fit.df_resid)} df; OLS, HC3.",
-                dropped,
-            ),
-        )
-    ]
+    return Result(
+        outcome=outcome,
+        method="interaction",
+        groups=(*design.arm_columns, reference),
+        n=design.y.size,
+        estimate=math.nan,
+        ci_low=math.nan,
+        ci_high=math.nan,
+        p_value=float(wald.pvalue),
+        statistic=float(wald.statistic),
+        df=float(len(all_terms)),
+        covariates=covariates,
+        notes=join_notes(
+            f"Joint Wald F-test of {len(all_terms)} arm x {covariate} terms on "
+            f"{len(all_terms)} and {int(fit.df_resid)} df; OLS, HC3.",
+            dropped,
+        ),
+    )
 
 
 def gee_logistic(
