@@ -92,4 +92,5 @@ class Command(BaseCommand):
             trial = require_trial(slug, version)
         except TrialNotFound as exc:
             raise CommandError(str(exc)) from None
-        return analysis_input(trial)
+        inp: AnalysisInput = analysis_input(trial)
+        return inp
