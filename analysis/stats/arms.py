@@ -33,24 +33,16 @@ def omnibus(
         grand = np.concatenate(values).mean()
         between = sum(v.size * (v.mean() - grand) ** 2 for v in values)
         total = float(((np.concatenate(values) - grand) ** 2).sum())
-        return Result(
-            outcome=outcome,
-            method="anova",
-            groups=tuple(samples),
-            n=n,
-            estimate=math.nan,
-            ci_low=math.nan,
-            ci_high=math.nan,
-            p_value=float(test.pvalue),
-            statistic=float(test.statistic),
-            df=float(k - 1),
-            effect_size=EffectSize("eta_squared", float(between / total)),
-            notes=f"F on {k - 1} and {n - k} df.",
-        )
-    test = sps.kruskal(*values)
+        effect: EffectSize | None = EffectSize("eta_squared", float(between / total))
+        name, notes = "anova", f"F on {k - 1} and {n - k} df."
+    else:
+        test = sps.kruskal(*values)
+        effect = None
+        name, notes = "kruskal", f"Kruskal-Wallis chi-square on {k - 1} df, corrected for ties."
+    # An omnibus test has no single estimate: estimate and interval are "does not apply".
     return Result(
         outcome=outcome,
-        method="kruskal",
+        method=name,
         groups=tuple(samples),
         n=n,
         estimate=math.nan,
@@ -59,7 +51,8 @@ def omnibus(
         p_value=float(test.pvalue),
         statistic=float(test.statistic),
         df=float(k - 1),
-        notes=f"Kruskal-Wallis chi-square on {k - 1} df, corrected for ties.",
+        effect_size=effect,
+        notes=notes,
     )
 
 
