@@ -31,7 +31,7 @@ def ancova(
     used. Tests and intervals use the t distribution on the residual df with the HC3
     covariance, as ``lmtest::coeftest(fit, vcov = sandwich::vcovHC(fit, "HC3"))`` in R.
     """
-    # Deferred: statsmodels is a heavy optional import (about a second); only models load it.
+    # deferred: statsmodels is a heavy optional import (about a second); only models load it.
     import statsmodels.api as sm
 
     design = build_design(
@@ -82,7 +82,7 @@ def treatment_interaction(
     categorical covariate (e.g. years of coding 1-3 / 4-6 / 7+) there is one joint Wald F-test
     of all arm x level terms, with no single estimate.
     """
-    # Deferred: statsmodels is a heavy optional import (about a second); only models load it.
+    # deferred: statsmodels is a heavy optional import (about a second); only models load it.
     import statsmodels.api as sm
 
     design = build_design(
@@ -208,7 +208,7 @@ def gee_logistic(
     item indicators absorb differences in difficulty. ``estimate`` is the odds ratio; ``n``
     counts participants, the notes count item responses.
     """
-    # Deferred: statsmodels is a heavy optional import (about a second); only models load it.
+    # deferred: statsmodels is a heavy optional import (about a second); only models load it.
     from statsmodels.genmod.cov_struct import Exchangeable
     from statsmodels.genmod.families import Binomial
     from statsmodels.genmod.generalized_estimating_equations import GEE

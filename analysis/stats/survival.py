@@ -82,7 +82,7 @@ def kaplan_meier(
     time: npt.ArrayLike, event: npt.ArrayLike, *, arm: str = "", conf_level: float = 0.95
 ) -> KaplanMeierCurve:
     """Kaplan-Meier curve of one arm; ``event`` is 1 where the task was finished."""
-    # Deferred: statsmodels is a heavy optional import (about a second); only models load it.
+    # deferred: statsmodels is a heavy optional import (about a second); only models load it.
     from statsmodels.duration.survfunc import SurvfuncRight
 
     t = np.asarray(time, dtype=np.float64)
@@ -124,7 +124,7 @@ def km_medians(
     interval contains 0.5 (Brookmeyer-Crowley with R's default ``conf.type = "log"``); an
     infinite upper limit (JSON null) means "not reached within follow-up".
     """
-    # Deferred: statsmodels is a heavy optional import (about a second); only models load it.
+    # deferred: statsmodels is a heavy optional import (about a second); only models load it.
     from statsmodels.duration.survfunc import SurvfuncRight
 
     per_arm, n_rows, n_used = _survival_data(
@@ -279,7 +279,7 @@ def cox(
     A hazard ratio above 1 means the arm finishes sooner. Wald test and interval; complete
     cases of time, event, arm and covariates.
     """
-    # Deferred: statsmodels is a heavy optional import (about a second); only models load it.
+    # deferred: statsmodels is a heavy optional import (about a second); only models load it.
     from statsmodels.duration.hazard_regression import PHReg
 
     design = build_design(
