@@ -409,22 +409,22 @@ class _Run:
                     continue
                 points = _numeric(frame[part.column])
                 maximum = _maximum(frame, part)
-                frame[_col(f"{name}:{category}")] = (
+                frame[outcome_column(f"{name}:{category}")] = (
                     points if maximum is None else 100 * points / maximum.where(maximum > 0)
                 )
             return
         if spec.column not in frame.columns:
             return
-        frame[_col(name)] = _numeric(frame[spec.column])
+        frame[outcome_column(name)] = _numeric(frame[spec.column])
         if spec.kind == "time":
-            time = frame[_col(name)]
+            time = frame[outcome_column(name)]
             if spec.censored_column and spec.censored_column in frame.columns:
                 censored = _flags(frame[spec.censored_column])
             elif spec.limit is not None:
                 censored = time >= spec.limit
             else:
                 censored = pd.Series(False, index=frame.index)
-            frame[_event(name)] = (~censored).astype(np.float64).where(time.notna())
+            frame[finished_column(name)] = (~censored).astype(np.float64).where(time.notna())
 
     # bookkeeping ---------------------------------------------------------------------------
 
@@ -463,7 +463,7 @@ class _Run:
         results = [produced] if isinstance(produced, stats.Result) else list(produced)
         if messages:
             note = "Warning: " + "; ".join(messages)
-            results = [replace(r, notes=stats._join_notes(r.notes, note)) for r in results]
+            results = [replace(r, notes=stats.join_notes(r.notes, note)) for r in results]
         return results
 
     def add(
@@ -536,7 +536,7 @@ class _Run:
     def _describe(
         self, population: str, frame: pd.DataFrame, outcome: str, spec: OutcomeSpec | None
     ) -> None:
-        column = _col(outcome)
+        column = outcome_column(outcome)
         for level in self._arms_in(frame):
             values = frame.loc[frame[ARM] == level, column]
             present = values.dropna().to_numpy(dtype=np.float64)
@@ -582,7 +582,7 @@ class _Run:
     def continuous(
         self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec
     ) -> None:
-        column = _col(name)
+        column = outcome_column(name)
         if column not in frame.columns:
             return
         self._describe(population, frame, name, spec)
@@ -604,14 +604,7 @@ class _Run:
             "arm": ARM,
             "reference": self.reference,
         }
-        n_used = int(frame[column].notna().sum())
-        resamples = 9999 if n_used <= RESAMPLING_FULL_N else 1999
-        batch = max(1, RESAMPLE_BATCH_CELLS // max(n_used, 1))
-
-        def run(method: str, call: Callable[[], list[stats.Result]]) -> list[stats.Result]:
-            produced = self.attempt(call, outcome=name, method=method, population=population)
-            return [replace(r, outcome=name) for r in produced]
-
+        run = self._runner(population, name)
         if arms > 2:
             for method in ("anova", "kruskal"):
                 omnibus = run(
@@ -619,7 +612,43 @@ class _Run:
                     lambda m=method: [stats.omnibus(**common, method=m)],  # type: ignore[misc]
                 )
                 self.add(omnibus, outcome=name, population=population)
-        tests: list[tuple[str, Callable[..., stats.Result], dict[str, Any]]] = [
+        for method, test, options in self._two_sample_tests(population, frame, name, column):
+            produced = run(
+                method,
+                lambda t=test, o=options: stats.compare_to_reference(  # type: ignore[misc]
+                    **common, test=t, **o
+                ),
+            )
+            produced, adjustment = self.family(produced, arms)
+            self.add(produced, outcome=name, population=population, adjustment=adjustment)
+            if method == "student_t":
+                self.add(
+                    run("hedges_g", lambda: self.hedges(frame, column)),
+                    outcome=name,
+                    population=population,
+                )
+        if with_models:
+            self._continuous_models(population, frame, name, common, arms, run)
+
+    def _runner(
+        self, population: str, name: str
+    ) -> Callable[[str, Callable[[], list[stats.Result]]], list[stats.Result]]:
+        """Runs one method through ``attempt`` and labels its results with the outcome name."""
+
+        def run(method: str, call: Callable[[], list[stats.Result]]) -> list[stats.Result]:
+            produced = self.attempt(call, outcome=name, method=method, population=population)
+            return [replace(r, outcome=name) for r in produced]
+
+        return run
+
+    def _two_sample_tests(
+        self, population: str, frame: pd.DataFrame, name: str, column: str
+    ) -> list[tuple[str, Callable[..., stats.Result], dict[str, Any]]]:
+        """Each two-sample test with its options; resampling is lighter for large samples."""
+        n_used = int(frame[column].notna().sum())
+        resamples = 9999 if n_used <= RESAMPLING_FULL_N else 1999
+        batch = max(1, RESAMPLE_BATCH_CELLS // max(n_used, 1))
+        return [
             ("welch_t", stats.welch_t, {"conf_level": self.conf}),
             ("student_t", stats.student_t, {"conf_level": self.conf}),
             ("mann_whitney", stats.mann_whitney, {"conf_level": self.conf}),
@@ -644,23 +673,18 @@ class _Run:
                 },
             ),
         ]
-        for method, test, options in tests:
-            produced = run(
-                method,
-                lambda t=test, o=options: stats.compare_to_reference(  # type: ignore[misc]
-                    **common, test=t, **o
-                ),
-            )
-            produced, adjustment = self.family(produced, arms)
-            self.add(produced, outcome=name, population=population, adjustment=adjustment)
-            if method == "student_t":
-                self.add(
-                    run("hedges_g", lambda: self.hedges(frame, column)),
-                    outcome=name,
-                    population=population,
-                )
-        if not with_models:
-            return
+
+    def _continuous_models(
+        self,
+        population: str,
+        frame: pd.DataFrame,
+        name: str,
+        common: dict[str, Any],
+        arms: int,
+        run: Callable[[str, Callable[[], list[stats.Result]]], list[stats.Result]],
+    ) -> None:
+        """ANCOVA with the planned covariates (confirmatory), with all of them and the
+        treatment x covariate interactions (exploratory)."""
         planned = self._covariates(frame, self.plan_covariates)
         if planned:
             produced = run(
@@ -719,7 +743,7 @@ class _Run:
         self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec
     ) -> None:
         outcomes = [f"{name}:{category}" for category in spec.categories]
-        outcomes = [o for o in outcomes if _col(o) in frame.columns]
+        outcomes = [o for o in outcomes if outcome_column(o) in frame.columns]
         for outcome in outcomes:
             self._describe(population, frame, outcome, None)
         for method, test in (("welch_t", stats.welch_t), ("student_t", stats.student_t)):
@@ -728,7 +752,7 @@ class _Run:
                 produced = self.attempt(
                     lambda o=outcome, t=test: stats.compare_to_reference(  # type: ignore[misc]
                         frame,
-                        outcome=_col(o),
+                        outcome=outcome_column(o),
                         arm=ARM,
                         reference=self.reference,
                         test=t,
@@ -753,7 +777,7 @@ class _Run:
                 )
 
     def time(self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec) -> None:
-        column, event = _col(name), _event(name)
+        column, event = outcome_column(name), finished_column(name)
         if column not in frame.columns:
             return
         data = frame.loc[frame[column].notna() & frame[event].notna()]
@@ -765,6 +789,15 @@ class _Run:
             "reference": self.reference,
         }
         self._describe(population, frame, name, spec)
+        self.curves[(population, name)] = self._km_curves(population, name, data, levels)
+        self._km_medians(population, name, data, common)
+        self._time_comparisons(population, name, data, common, spec, len(levels))
+
+    def _km_curves(
+        self, population: str, name: str, data: pd.DataFrame, levels: list[str]
+    ) -> dict[str, stats.KaplanMeierCurve]:
+        """One Kaplan-Meier curve per arm for the plots; an arm whose curve fails is left out."""
+        column, event = outcome_column(name), finished_column(name)
         curves: dict[str, stats.KaplanMeierCurve] = {}
         for level in levels:
             rows = data[ARM] == level
@@ -780,7 +813,14 @@ class _Run:
             )
             if curve is not None:
                 curves[level] = curve
-        self.curves[(population, name)] = curves
+        return curves
+
+    def _km_medians(
+        self, population: str, name: str, data: pd.DataFrame, common: dict[str, Any]
+    ) -> None:
+        """Median times per arm, also written into the arm descriptives with the counts of
+        finished and censored participants."""
+        event = finished_column(name)
         medians = {
             r.groups[0]: r
             for r in self._run_named(
@@ -802,6 +842,19 @@ class _Run:
             else s
             for s in self.descriptives
         ]
+
+    def _time_comparisons(
+        self,
+        population: str,
+        name: str,
+        data: pd.DataFrame,
+        common: dict[str, Any],
+        spec: OutcomeSpec,
+        arms: int,
+    ) -> None:
+        """Arm comparisons of a censored time: log-rank, Cox, RMST (adjusted as a family), the
+        biased t-test for comparison with published work, and equivalence where planned."""
+        column, event = outcome_column(name), finished_column(name)
         self.add(
             self._run_named(
                 name, population, "logrank", lambda: [stats.logrank(data, **common, outcome=name)]
@@ -809,7 +862,6 @@ class _Run:
             outcome=name,
             population=population,
         )
-        arms = len(levels)
         for method, call in (
             (
                 "cox",
@@ -913,11 +965,11 @@ class _Run:
                     f"{_fmt(rmst.ci_high)}, which {'lies' if inside else 'does not lie'} "
                     "within the margin."
                 )
-            results.append(replace(result, notes=stats._join_notes(result.notes, note)))
+            results.append(replace(result, notes=stats.join_notes(result.notes, note)))
         return results
 
     def binary(self, population: str, frame: pd.DataFrame, name: str, spec: OutcomeSpec) -> None:
-        column = _col(name)
+        column = outcome_column(name)
         if column not in frame.columns:
             return
         self._describe(population, frame, name, None)
@@ -1000,6 +1052,14 @@ class _Run:
     # deviations and planning ---------------------------------------------------------------
 
     def check_deviations(self) -> None:
+        # In the order the report lists them: the data's state first, the plan's coverage last.
+        self._state_deviations()
+        self._provisional_score_deviations()
+        self._covariate_deviations()
+        self._coverage_deviations()
+
+    def _state_deviations(self) -> None:
+        """Interim look, changed plan, synthetic data: what the reader must know about the data."""
         meta = self.inp.meta
         itt = self.frames["itt"]
         add = self.deviations.append
@@ -1033,6 +1093,11 @@ class _Run:
                 else ("The data are")
             )
             add(Deviation("synthetic_data", f"{detail} synthetic (test data, not a study)."))
+
+    def _provisional_score_deviations(self) -> None:
+        """Quiz scores that still wait for graders count as zero points."""
+        itt = self.frames["itt"]
+        add = self.deviations.append
         if "quiz_final" in itt.columns:
             scored = itt
             for name, spec in self.inp.outcomes.items():
@@ -1048,6 +1113,11 @@ class _Run:
                         "graders and count as zero points until graded.",
                     )
                 )
+
+    def _covariate_deviations(self) -> None:
+        """Preregistered covariates absent from the data or missing for some participants."""
+        itt = self.frames["itt"]
+        add = self.deviations.append
         for name in self.plan_covariates:
             column = self.inp.covariates.get(name)
             if not column or column not in itt.columns:
@@ -1069,6 +1139,11 @@ class _Run:
                         "many).",
                     )
                 )
+
+    def _coverage_deviations(self) -> None:
+        """Planned outcomes and populations the data cannot give, and data from outside."""
+        meta = self.inp.meta
+        add = self.deviations.append
         for plan_name in self.plan_items:
             if not any(plan_outcome_name(o) == plan_name for o in self.inp.outcomes):
                 add(
@@ -1103,7 +1178,7 @@ class _Run:
             return {}
         spec = self.inp.outcomes[primary]
         frame = self.frames["itt"]
-        column = _col(primary)
+        column = outcome_column(primary)
         if spec.kind not in ("continuous", "binary") or column not in frame.columns:
             return {
                 "outcome": primary,
@@ -1128,7 +1203,7 @@ class _Run:
                 warnings.simplefilter("always")
                 if spec.kind == "continuous":
                     mde = stats.t_test_mde(values.size, ref.size, alpha=self.alpha)
-                    sd = stats._pooled_sd(values, ref)
+                    sd = stats.pooled_sd(values, ref)
                     entry.update(
                         mde_d=mde,
                         pooled_sd=sd,
@@ -1155,11 +1230,13 @@ class _Run:
         return {"outcome": primary, "kind": spec.kind, "comparisons": comparisons}
 
 
-def _col(outcome: str) -> str:
+def outcome_column(outcome: str) -> str:
+    """The analysis frame's column with the values of ``outcome`` (the report reads it too)."""
     return f"__y__{outcome}"
 
 
-def _event(outcome: str) -> str:
+def finished_column(outcome: str) -> str:
+    """The analysis frame's column with 1 where a time outcome was finished, 0 if censored."""
     return f"__finished__{outcome}"
 
 

@@ -124,6 +124,111 @@ def _single_reasons(values: pd.Series) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def _excluded_counts(
+    frame: pd.DataFrame,
+    allocated: pd.Series,
+    status: pd.Series,
+    duplicate_excluded: pd.Series,
+) -> dict[str, Any]:
+    """Why the participants who were not allocated were not: each counted in one box only,
+    duplicates first, then declined, then not eligible, then anything else."""
+    # Unknown eligibility (None: screening not finished) is not "not eligible".
+    ineligible = (
+        frame["eligible"].map(_is_false).astype(bool)
+        if "eligible" in frame.columns
+        else pd.Series(False, index=frame.index)
+    )
+    screened_out = (status == "screened_out") | ineligible
+    not_allocated = ~allocated
+    duplicate = not_allocated & duplicate_excluded
+    declined = not_allocated & ~duplicate & (status == "declined")
+    not_eligible = not_allocated & ~duplicate & ~declined & screened_out
+    other = not_allocated & ~duplicate & ~declined & ~not_eligible
+    other_reason = status[other].map(
+        lambda s: {
+            "consenting": "left or still at consent",
+            "screening": "left or still at screening",
+            "unallocated": "no arm recorded",
+        }.get(s, f"not allocated (status {s or 'unknown'})")
+    )
+    return {
+        "total": int(not_allocated.sum()),
+        "duplicate": int(duplicate.sum()),
+        "declined": int(declined.sum()),
+        "not_eligible": int(not_eligible.sum()),
+        "not_eligible_reasons": _reasons(_text(frame, "screen_out_reasons")[not_eligible]),
+        "other": int(other.sum()),
+        "other_reasons": _single_reasons(other_reason),
+    }
+
+
+def _follow_up(
+    frame: pd.DataFrame,
+    allocated: pd.Series,
+    status: pd.Series,
+    duplicate_excluded: pd.Series,
+) -> dict[str, pd.Series]:
+    """Per allocated participant: received, completed, analysed (ITT, per protocol), and the
+    reasons for loss and for per-protocol exclusion."""
+    itt = _flag(frame, "itt", allocated) & allocated & ~duplicate_excluded
+    lost_reason = _text(frame, "lost_reason").astype(str).str.strip()
+    in_progress = status == "active"
+    lost_reason = lost_reason.where(
+        lost_reason != "", in_progress.map({True: "still in progress", False: ""})
+    )
+    exclusions = _text(frame, "per_protocol_exclusions").astype(str)
+    if "attention_passed" in frame.columns:
+        # The rule passed_attention_check also fails for someone with no quiz answers at all;
+        # they did not fail a check, they never reached one (``attention_passed`` empty).
+        not_reached = frame["attention_passed"].map(lambda v: bool(pd.isna(v))).astype(bool)
+        exclusions = exclusions.where(~not_reached, exclusions.map(_attention_not_reached))
+    return {
+        "received": _flag(frame, "received_intervention", allocated) & allocated,
+        "completed": _flag(frame, "completed_trial", allocated) & allocated,
+        "itt": itt,
+        "per_protocol": _flag(frame, "per_protocol", itt) & itt,
+        "lost_reason": lost_reason,
+        "exclusions": exclusions,
+        "duplicate_excluded": duplicate_excluded,
+    }
+
+
+def _arm_entry(
+    frame: pd.DataFrame,
+    key: str,
+    rows: pd.Series,
+    labels: pd.Series,
+    flow: dict[str, pd.Series],
+    outcome_column: str | None,
+) -> dict[str, Any]:
+    """The counts of one arm, from allocation to analysis."""
+    received, completed = flow["received"], flow["completed"]
+    itt, per_protocol = flow["itt"], flow["per_protocol"]
+    lost_reason = flow["lost_reason"]
+    label_values = [v for v in labels[rows] if v]
+    entry: dict[str, Any] = {
+        "arm": key,
+        "label": label_values[0] if label_values else key,
+        "allocated": int(rows.sum()),
+        "received": int((rows & received).sum()),
+        "not_received": int((rows & ~received).sum()),
+        "not_received_reasons": _single_reasons(lost_reason[rows & ~received]),
+        "lost": int((rows & ~completed).sum()),
+        "lost_reasons": _single_reasons(lost_reason[rows & ~completed]),
+        "completed": int((rows & completed).sum()),
+        "excluded_duplicate": int((rows & flow["duplicate_excluded"]).sum()),
+        "analysed_itt": int((rows & itt).sum()),
+        "analysed_pp": int((rows & per_protocol).sum()),
+        "excluded_pp": int((rows & itt & ~per_protocol).sum()),
+        "excluded_pp_reasons": _reasons(flow["exclusions"][rows & itt & ~per_protocol]),
+    }
+    if outcome_column is not None and outcome_column in frame.columns:
+        missing = frame[outcome_column].isna() & rows & itt
+        entry["outcome_missing"] = int(missing.sum())
+        entry["analysed_primary"] = int((rows & itt).sum()) - entry["outcome_missing"]
+    return entry
+
+
 def consort_counts(
     participants: pd.DataFrame,
     *,
@@ -141,86 +246,23 @@ def consort_counts(
     has_arm = arm != ""
     allocated = _flag(frame, "allocated", has_arm) & has_arm
     status = _text(frame, "status", "completed").astype(str)
-    # Unknown eligibility (None: screening not finished) is not "not eligible".
-    ineligible = (
-        frame["eligible"].map(_is_false).astype(bool)
-        if "eligible" in frame.columns
-        else pd.Series(False, index=frame.index)
-    )
-    screened_out = (status == "screened_out") | ineligible
     duplicate_excluded = _flag(frame, "duplicate_excluded", pd.Series(False, index=frame.index))
     duplicate_kept = (
         _text(frame, "duplicate_flags").astype(str).str.strip() != ""
     ) & ~duplicate_excluded
-    not_allocated = ~allocated
-    duplicate = not_allocated & duplicate_excluded
-    declined = not_allocated & ~duplicate & (status == "declined")
-    not_eligible = not_allocated & ~duplicate & ~declined & screened_out
-    other = not_allocated & ~duplicate & ~declined & ~not_eligible
-    other_reason = status[other].map(
-        lambda s: {
-            "consenting": "left or still at consent",
-            "screening": "left or still at screening",
-            "unallocated": "no arm recorded",
-        }.get(s, f"not allocated (status {s or 'unknown'})")
-    )
-
-    received = _flag(frame, "received_intervention", allocated) & allocated
-    completed = _flag(frame, "completed_trial", allocated) & allocated
-    itt = _flag(frame, "itt", allocated) & allocated & ~duplicate_excluded
-    per_protocol = _flag(frame, "per_protocol", itt) & itt
-    lost_reason = _text(frame, "lost_reason").astype(str).str.strip()
-    in_progress = status == "active"
-    lost_reason = lost_reason.where(
-        lost_reason != "", in_progress.map({True: "still in progress", False: ""})
-    )
-    exclusions = _text(frame, "per_protocol_exclusions").astype(str)
-    if "attention_passed" in frame.columns:
-        # The rule passed_attention_check also fails for someone with no quiz answers at all;
-        # they did not fail a check, they never reached one (``attention_passed`` empty).
-        not_reached = frame["attention_passed"].map(lambda v: bool(pd.isna(v))).astype(bool)
-        exclusions = exclusions.where(~not_reached, exclusions.map(_attention_not_reached))
+    excluded = _excluded_counts(frame, allocated, status, duplicate_excluded)
+    flow = _follow_up(frame, allocated, status, duplicate_excluded)
     labels = _text(frame, "arm_label").astype(str)
 
     present = sorted(set(arm[allocated]))
     order = [a for a in arm_order if a in present] + [a for a in present if a not in arm_order]
-    arms = []
-    for key in order:
-        rows = allocated & (arm == key)
-        label_values = [v for v in labels[rows] if v]
-        entry: dict[str, Any] = {
-            "arm": key,
-            "label": label_values[0] if label_values else key,
-            "allocated": int(rows.sum()),
-            "received": int((rows & received).sum()),
-            "not_received": int((rows & ~received).sum()),
-            "not_received_reasons": _single_reasons(lost_reason[rows & ~received]),
-            "lost": int((rows & ~completed).sum()),
-            "lost_reasons": _single_reasons(lost_reason[rows & ~completed]),
-            "completed": int((rows & completed).sum()),
-            "excluded_duplicate": int((rows & duplicate_excluded).sum()),
-            "analysed_itt": int((rows & itt).sum()),
-            "analysed_pp": int((rows & per_protocol).sum()),
-            "excluded_pp": int((rows & itt & ~per_protocol).sum()),
-            "excluded_pp_reasons": _reasons(exclusions[rows & itt & ~per_protocol]),
-        }
-        if outcome_column is not None and outcome_column in frame.columns:
-            missing = frame[outcome_column].isna() & rows & itt
-            entry["outcome_missing"] = int(missing.sum())
-            entry["analysed_primary"] = int((rows & itt).sum()) - entry["outcome_missing"]
-        arms.append(entry)
-
+    arms = [
+        _arm_entry(frame, key, allocated & (arm == key), labels, flow, outcome_column)
+        for key in order
+    ]
     return {
         "assessed": len(frame),
-        "excluded": {
-            "total": int(not_allocated.sum()),
-            "duplicate": int(duplicate.sum()),
-            "declined": int(declined.sum()),
-            "not_eligible": int(not_eligible.sum()),
-            "not_eligible_reasons": _reasons(_text(frame, "screen_out_reasons")[not_eligible]),
-            "other": int(other.sum()),
-            "other_reasons": _single_reasons(other_reason),
-        },
+        "excluded": excluded,
         "randomized": int(allocated.sum()),
         "duplicates_kept": int(duplicate_kept.sum()),
         "arms": arms,
@@ -228,9 +270,8 @@ def consort_counts(
     }
 
 
-def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows ``{stage, item, total, arms: [per arm, in counts order]}`` (None = not per arm)."""
-    arms = counts["arms"]
+def _enrollment_rows(counts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows before allocation: one total each, not per arm."""
     excluded = counts["excluded"]
     rows: list[dict[str, Any]] = [
         {"stage": "Enrollment", "item": "Assessed for eligibility", "total": counts["assessed"]},
@@ -270,36 +311,46 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
                 "total": counts["duplicates_kept"],
             }
         )
+    return rows
 
-    def per_arm(stage: str, item: str, key: str) -> dict[str, Any]:
-        values = [a.get(key) for a in arms]
-        total = sum(v for v in values if v is not None) if values else 0
-        return {"stage": stage, "item": item, "total": total, "arms": values}
 
-    def reasons(stage: str, key: str) -> list[dict[str, Any]]:
-        per_arm = [a[key] for a in arms]
-        if key == "excluded_pp_reasons":
-            per_arm = [pp_reason_labels(r) for r in per_arm]
-        names = sorted({r for reasons in per_arm for r in reasons})
-        return [
-            {
-                "stage": stage,
-                "item": f"    {name}",
-                "total": sum(r.get(name, 0) for r in per_arm),
-                "arms": [r.get(name, 0) for r in per_arm],
-            }
-            for name in names
-        ]
+def _per_arm_row(arms: list[dict[str, Any]], stage: str, item: str, key: str) -> dict[str, Any]:
+    values = [a.get(key) for a in arms]
+    total = sum(v for v in values if v is not None) if values else 0
+    return {"stage": stage, "item": item, "total": total, "arms": values}
 
-    rows.append(per_arm("Allocation", "Allocated", "allocated"))
-    rows.append(per_arm("Allocation", "  Received allocated intervention", "received"))
-    rows.append(per_arm("Allocation", "  Did not receive allocated intervention", "not_received"))
-    rows += reasons("Allocation", "not_received_reasons")
-    rows.append(per_arm("Follow-up", "Lost to follow-up / discontinued", "lost"))
-    rows += reasons("Follow-up", "lost_reasons")
+
+def _reason_rows(arms: list[dict[str, Any]], stage: str, key: str) -> list[dict[str, Any]]:
+    per_arm = [a[key] for a in arms]
+    if key == "excluded_pp_reasons":
+        per_arm = [pp_reason_labels(r) for r in per_arm]
+    names = sorted({r for reasons in per_arm for r in reasons})
+    return [
+        {
+            "stage": stage,
+            "item": f"    {name}",
+            "total": sum(r.get(name, 0) for r in per_arm),
+            "arms": [r.get(name, 0) for r in per_arm],
+        }
+        for name in names
+    ]
+
+
+def _arm_rows(arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows from allocation to analysis, one value per arm."""
+    rows: list[dict[str, Any]] = []
+    rows.append(_per_arm_row(arms, "Allocation", "Allocated", "allocated"))
+    rows.append(_per_arm_row(arms, "Allocation", "  Received allocated intervention", "received"))
+    rows.append(
+        _per_arm_row(arms, "Allocation", "  Did not receive allocated intervention", "not_received")
+    )
+    rows += _reason_rows(arms, "Allocation", "not_received_reasons")
+    rows.append(_per_arm_row(arms, "Follow-up", "Lost to follow-up / discontinued", "lost"))
+    rows += _reason_rows(arms, "Follow-up", "lost_reasons")
     if any(a.get("excluded_duplicate") for a in arms):
         rows.append(
-            per_arm(
+            _per_arm_row(
+                arms,
                 "Analysis",
                 "Excluded from analysis: duplicate entry (per the plan)",
                 "excluded_duplicate",
@@ -317,17 +368,24 @@ def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
         rows.append(
-            per_arm(
+            _per_arm_row(
+                arms,
                 "Analysis",
                 "  Excluded from analysis: primary outcome missing",
                 "outcome_missing",
             )
         )
     else:
-        rows.append(per_arm("Analysis", "Analysed, intention to treat", "analysed_itt"))
-    rows.append(per_arm("Analysis", "Analysed, per protocol", "analysed_pp"))
-    rows.append(per_arm("Analysis", "  Excluded from per-protocol", "excluded_pp"))
-    rows += reasons("Analysis", "excluded_pp_reasons")
+        rows.append(_per_arm_row(arms, "Analysis", "Analysed, intention to treat", "analysed_itt"))
+    rows.append(_per_arm_row(arms, "Analysis", "Analysed, per protocol", "analysed_pp"))
+    rows.append(_per_arm_row(arms, "Analysis", "  Excluded from per-protocol", "excluded_pp"))
+    rows += _reason_rows(arms, "Analysis", "excluded_pp_reasons")
+    return rows
+
+
+def consort_table(counts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows ``{stage, item, total, arms: [per arm, in counts order]}`` (None = not per arm)."""
+    rows = _enrollment_rows(counts) + _arm_rows(counts["arms"])
     for row in rows:
         row.setdefault("arms", None)
     return rows
@@ -398,28 +456,9 @@ class _Canvas:
         )
 
 
-def consort_svg(counts: dict[str, Any]) -> str:
-    """The CONSORT 2025 flow diagram as SVG text: enrollment, allocation, follow-up and
-    analysis boxes, one column per arm."""
-    arms = counts["arms"] or [
-        {
-            "arm": "",
-            "label": "(no arm)",
-            "allocated": 0,
-            "received": 0,
-            "not_received": 0,
-            "not_received_reasons": {},
-            "lost": 0,
-            "lost_reasons": {},
-            "analysed_itt": 0,
-            "analysed_pp": 0,
-            "excluded_pp": 0,
-            "excluded_pp_reasons": {},
-        }
-    ]
-    gap, band_width = 20.0, 110.0
-    left = band_width + gap
-    stage_boxes: list[list[list[str]]] = [
+def _stage_boxes(arms: list[dict[str, Any]]) -> list[list[list[str]]]:
+    """The lines of every box below randomization: per stage, one box per arm."""
+    return [
         [
             [
                 f"Allocated to {_shorten(a['label'], 28)} (n = {a['allocated']})",
@@ -459,23 +498,10 @@ def consort_svg(counts: dict[str, Any]) -> str:
             for a in arms
         ],
     ]
-    column = max(240.0, *(_text_width(lines) for boxes in stage_boxes for lines in boxes))
-    width = left + len(arms) * column + (len(arms) - 1) * gap + gap
-    width = max(width, left + 2 * column + 2 * gap)
-    canvas = _Canvas()
-    layers: list[tuple[str, float, float]] = []  # bands are drawn behind the boxes
 
-    excluded = counts["excluded"]
-    center = left + (width - left - gap) / 2
-    y = 10.0
-    assessed_w = 200.0
-    assessed_h = canvas.box(
-        center - assessed_w / 2,
-        y,
-        assessed_w,
-        ["Assessed for eligibility", f"n = {counts['assessed']}"],
-    )
-    exclusion_lines = [
+
+def _exclusion_lines(excluded: dict[str, Any]) -> list[str]:
+    return [
         f"Excluded (n = {excluded['total']})",
         *(
             [f"  Duplicate entry (n = {excluded['duplicate']})"]
@@ -488,6 +514,22 @@ def consort_svg(counts: dict[str, Any]) -> str:
         f"  Other reasons (n = {excluded['other']})",
         *_reason_lines(excluded["other_reasons"]),
     ]
+
+
+def _draw_enrollment(
+    canvas: _Canvas, counts: dict[str, Any], center: float, width: float, gap: float
+) -> tuple[float, float]:
+    """Assessed, excluded and randomized boxes; returns the bottom of the randomized box and
+    the diagram width, wider if the exclusion box needs it."""
+    y = 10.0
+    assessed_w = 200.0
+    assessed_h = canvas.box(
+        center - assessed_w / 2,
+        y,
+        assessed_w,
+        ["Assessed for eligibility", f"n = {counts['assessed']}"],
+    )
+    exclusion_lines = _exclusion_lines(counts["excluded"])
     excl_x = center + 40
     excl_w = max(width - excl_x - gap, _text_width(exclusion_lines))
     width = max(width, excl_x + excl_w + gap)
@@ -504,14 +546,28 @@ def consort_svg(counts: dict[str, Any]) -> str:
     if counts.get("duplicates_kept"):
         rand_lines.append(f"(duplicates kept: {counts['duplicates_kept']})")
     rand_h = canvas.box(center - 100, rand_y, 200, rand_lines)
-    enrollment_bottom = rand_y + rand_h
-    layers.append(("Enrollment", 0.0, enrollment_bottom + 10))
+    return rand_y + rand_h, width
+
+
+def _draw_stages(
+    canvas: _Canvas,
+    stage_boxes: list[list[list[str]]],
+    *,
+    left: float,
+    column: float,
+    gap: float,
+    center: float,
+    enrollment_bottom: float,
+) -> tuple[float, list[tuple[str, float, float]]]:
+    """One row of boxes per stage after enrollment, arrows from the box above; returns the
+    diagram height and each stage's vertical extent (for the bands)."""
+    layers: list[tuple[str, float, float]] = []
 
     def column_x(i: int) -> float:
         return left + i * (column + gap)
 
     y = enrollment_bottom + 30
-    previous_bottom = [enrollment_bottom] * len(arms)
+    previous_bottom = [enrollment_bottom] * len(stage_boxes[0])
     for stage, boxes in zip(STAGES[1:], stage_boxes, strict=True):
         top = y
         heights = []
@@ -533,7 +589,17 @@ def consort_svg(counts: dict[str, Any]) -> str:
         layers.append((stage, top - 8, bottom + 8))
         y = bottom + 30
 
-    height = y
+    return y, layers
+
+
+def _svg_document(
+    canvas: _Canvas,
+    layers: list[tuple[str, float, float]],
+    *,
+    width: float,
+    height: float,
+    band_width: float,
+) -> str:
     bands = _Canvas()
     for label, top, bottom in layers:
         bands.band(top, bottom - top, label, band_width)
@@ -547,4 +613,48 @@ def consort_svg(counts: dict[str, Any]) -> str:
         + "".join(bands.parts)
         + "".join(canvas.parts)
         + "</svg>"
+    )
+
+
+def consort_svg(counts: dict[str, Any]) -> str:
+    """The CONSORT 2025 flow diagram as SVG text: enrollment, allocation, follow-up and
+    analysis boxes, one column per arm."""
+    arms = counts["arms"] or [
+        {
+            "arm": "",
+            "label": "(no arm)",
+            "allocated": 0,
+            "received": 0,
+            "not_received": 0,
+            "not_received_reasons": {},
+            "lost": 0,
+            "lost_reasons": {},
+            "analysed_itt": 0,
+            "analysed_pp": 0,
+            "excluded_pp": 0,
+            "excluded_pp_reasons": {},
+        }
+    ]
+    gap, band_width = 20.0, 110.0
+    left = band_width + gap
+    stage_boxes = _stage_boxes(arms)
+    column = max(240.0, *(_text_width(lines) for boxes in stage_boxes for lines in boxes))
+    width = left + len(arms) * column + (len(arms) - 1) * gap + gap
+    width = max(width, left + 2 * column + 2 * gap)
+    canvas = _Canvas()
+    center = left + (width - left - gap) / 2
+    enrollment_bottom, width = _draw_enrollment(canvas, counts, center, width, gap)
+    # Bands are drawn behind the boxes.
+    layers: list[tuple[str, float, float]] = [("Enrollment", 0.0, enrollment_bottom + 10)]
+    height, stage_layers = _draw_stages(
+        canvas,
+        stage_boxes,
+        left=left,
+        column=column,
+        gap=gap,
+        center=center,
+        enrollment_bottom=enrollment_bottom,
+    )
+    return _svg_document(
+        canvas, layers + stage_layers, width=width, height=height, band_width=band_width
     )

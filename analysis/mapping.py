@@ -229,7 +229,9 @@ def _string(problems: _Problems, table: dict[str, Any], dotted: str, key: str) -
     return value.strip()
 
 
-def _unknown(problems: _Problems, table: dict[str, Any], dotted: str, allowed: tuple[str, ...]):
+def _unknown(
+    problems: _Problems, table: dict[str, Any], dotted: str, allowed: tuple[str, ...]
+) -> None:
     for key in table:
         if key not in allowed:
             problems.add(
@@ -423,10 +425,10 @@ def _plan_item(problems: _Problems, dotted: str, value: Any) -> dict[str, Any] |
     return None
 
 
-def load_mapping(path: str | Path) -> Mapping:
-    """Read and validate a mapping file; raise `MappingError` naming every problem."""
-    file = Path(path)
+def _read_toml(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The file's text and its TOML; a file that cannot be read or parsed is one problem."""
     name = str(path)
+    file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -441,18 +443,11 @@ def load_mapping(path: str | Path) -> Mapping:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", message)
         place = f"{name}:{match.group(1)}" if match else name
         raise MappingError(f"{place}: invalid TOML: {message}") from None
-    where = _key_lines(text)
-    problems = _Problems(name, where)
-    _unknown(problems, raw, "", TOP_KEYS)
+    return text, raw
 
-    data = _table(problems, raw, "data")
-    _unknown(problems, data, "data", DATA_KEYS)
-    row_filter = _parse_filter(problems, data.get("filter"))
-    baseline = data.get("baseline", [])
-    if not isinstance(baseline, list) or not all(isinstance(b, str) for b in baseline):
-        problems.add("data.baseline", "must be a list of column names")
-        baseline = []
 
+def _arms_section(problems: _Problems, raw: dict[str, Any]) -> tuple[str | None, Any, Any]:
+    """The arm column, the reference arm's value and the arm labels."""
     arms = _table(problems, raw, "arms")
     _unknown(problems, arms, "arms", ARM_KEYS)
     arm_column = _string(problems, arms, "arms", "column")
@@ -469,6 +464,10 @@ def load_mapping(path: str | Path) -> Mapping:
         problems.add("arms.labels", 'must be a table: arm value = "label"')
         labels = {}
 
+    return arm_column, reference, labels
+
+
+def _outcomes_section(problems: _Problems, raw: dict[str, Any]) -> dict[str, Any]:
     outcomes_raw = _table(problems, raw, "outcomes")
     outcomes = {}
     for key, value in outcomes_raw.items():
@@ -478,14 +477,29 @@ def load_mapping(path: str | Path) -> Mapping:
     if not outcomes_raw:
         problems.add("outcomes", "define at least one outcome, e.g. [outcomes.quiz_score]")
 
+    return outcomes
+
+
+def _covariates_section(problems: _Problems, raw: dict[str, Any]) -> dict[str, str]:
     covariates_raw = _table(problems, raw, "covariates")
-    covariates = {}
+    covariates: dict[str, str] = {}
     for key, value in covariates_raw.items():
         if isinstance(value, str) and value:
             covariates[key] = value
         else:
             problems.add(f"covariates.{key}", "must be a column name")
 
+    return covariates
+
+
+def _plan_section(
+    problems: _Problems,
+    raw: dict[str, Any],
+    outcomes: dict[str, Any],
+    covariates: dict[str, str],
+) -> tuple[Any, list[Any], Any, Any]:
+    """Primary and secondary outcomes, planned covariates and alpha, checked against the
+    outcomes and covariates the file defines."""
     plan_raw = _table(problems, raw, "plan")
     _unknown(problems, plan_raw, "plan", PLAN_KEYS)
     primary = (
@@ -522,6 +536,29 @@ def load_mapping(path: str | Path) -> Mapping:
     if _number(alpha) is None or not 0 < float(alpha) < 1:
         problems.add("plan.alpha", "must be a number between 0 and 1")
         alpha = 0.05
+    return primary, secondary, plan_covariates, alpha
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Read and validate a mapping file; raise `MappingError` naming every problem."""
+    name = str(path)
+    text, raw = _read_toml(path)
+    where = _key_lines(text)
+    problems = _Problems(name, where)
+    _unknown(problems, raw, "", TOP_KEYS)
+
+    data = _table(problems, raw, "data")
+    _unknown(problems, data, "data", DATA_KEYS)
+    row_filter = _parse_filter(problems, data.get("filter"))
+    baseline = data.get("baseline", [])
+    if not isinstance(baseline, list) or not all(isinstance(b, str) for b in baseline):
+        problems.add("data.baseline", "must be a list of column names")
+        baseline = []
+
+    arm_column, reference, labels = _arms_section(problems, raw)
+    outcomes = _outcomes_section(problems, raw)
+    covariates = _covariates_section(problems, raw)
+    primary, secondary, plan_covariates, alpha = _plan_section(problems, raw, outcomes, covariates)
     title = raw.get("title", "")
     if not isinstance(title, str):
         problems.add("title", "must be a string")
@@ -778,14 +815,8 @@ def _maybe_numeric(series: pd.Series) -> pd.Series:
     return series.where(series != "", None)
 
 
-def csv_analysis_input(csv_path: str | Path, mapping: Mapping) -> AnalysisInput:
-    """The `AnalysisInput` for a CSV described by ``mapping`` (see `load_mapping`)."""
-    path = Path(csv_path)
-    name = str(csv_path)
-    frame, content = _read_csv(path, name)
-    check = _CsvCheck(frame, name, mapping)
-    everyone = pd.Series(True, index=frame.index)
-
+def _check_columns(check: _CsvCheck, mapping: Mapping) -> bool:
+    """Every column the mapping names must be in the CSV; True if the row filter's is."""
     check.column("arms.column", mapping.arm_column)
     filter_ok = mapping.row_filter is not None and check.column(
         "data.filter", mapping.row_filter.column
@@ -808,6 +839,54 @@ def csv_analysis_input(csv_path: str | Path, mapping: Mapping) -> AnalysisInput:
                 check.column(f"{prefix}.max_column", part.max_column)
         if outcome.censoring.column:
             check.column(f"{dotted}.censored", outcome.censoring.column)
+    return filter_ok
+
+
+def _csv_consort(
+    mapping: Mapping,
+    arms: pd.Series,
+    included: pd.Series,
+    data: pd.DataFrame,
+    outcomes: dict[str, OutcomeSpec],
+    per_protocol_column: str | None,
+) -> dict[str, Any]:
+    """CONSORT counts for outside data: rows the filter drops count as screened out."""
+    reason = f"excluded by the row filter ({mapping.row_filter.text})" if mapping.row_filter else ""
+    consort_frame = pd.DataFrame(
+        {
+            "arm": arms.where(included, ""),
+            "status": np.select(
+                [~included, arms == ""], ["screened_out", "unallocated"], "completed"
+            ),
+            "screen_out_reasons": np.where(included, "", reason),
+        }
+    )
+    if per_protocol_column:
+        consort_frame["per_protocol"] = data["per_protocol"]
+        consort_frame["per_protocol_exclusions"] = np.where(
+            data["per_protocol"], "", f"{mapping.per_protocol} is false"
+        )
+    primary = (mapping.plan.get("primary") or {}).get("outcome")
+    primary_spec = outcomes.get(primary) if primary else None
+    if primary_spec is not None and primary_spec.column:
+        consort_frame["__primary__"] = data[primary_spec.column]
+    consort = consort_counts(
+        consort_frame,
+        arm_order=[mapping.reference_arm],
+        outcome_column="__primary__" if "__primary__" in consort_frame else None,
+    )
+    return consort
+
+
+def csv_analysis_input(csv_path: str | Path, mapping: Mapping) -> AnalysisInput:
+    """The `AnalysisInput` for a CSV described by ``mapping`` (see `load_mapping`)."""
+    path = Path(csv_path)
+    name = str(csv_path)
+    frame, content = _read_csv(path, name)
+    check = _CsvCheck(frame, name, mapping)
+    everyone = pd.Series(True, index=frame.index)
+
+    filter_ok = _check_columns(check, mapping)
     check.raise_if_any()
 
     included = (
@@ -841,30 +920,7 @@ def csv_analysis_input(csv_path: str | Path, mapping: Mapping) -> AnalysisInput:
         data["per_protocol"] = check.flags(mapping.per_protocol, included).map(bool)
     check.raise_if_any()
 
-    reason = f"excluded by the row filter ({mapping.row_filter.text})" if mapping.row_filter else ""
-    consort_frame = pd.DataFrame(
-        {
-            "arm": arms.where(included, ""),
-            "status": np.select(
-                [~included, arms == ""], ["screened_out", "unallocated"], "completed"
-            ),
-            "screen_out_reasons": np.where(included, "", reason),
-        }
-    )
-    if per_protocol_column:
-        consort_frame["per_protocol"] = data["per_protocol"]
-        consort_frame["per_protocol_exclusions"] = np.where(
-            data["per_protocol"], "", f"{mapping.per_protocol} is false"
-        )
-    primary = (mapping.plan.get("primary") or {}).get("outcome")
-    primary_spec = outcomes.get(primary) if primary else None
-    if primary_spec is not None and primary_spec.column:
-        consort_frame["__primary__"] = data[primary_spec.column]
-    consort = consort_counts(
-        consort_frame,
-        arm_order=[mapping.reference_arm],
-        outcome_column="__primary__" if "__primary__" in consort_frame else None,
-    )
+    consort = _csv_consort(mapping, arms, included, data, outcomes, per_protocol_column)
     analysed = data.loc[included].reset_index(drop=True)
     return AnalysisInput(
         frame=analysed,

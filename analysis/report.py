@@ -26,8 +26,8 @@ from analysis.analyze import (
     AnalysisResults,
     ArmSummary,
     Finding,
-    _col,
-    _event,
+    finished_column,
+    outcome_column,
     software_versions,
 )
 from analysis.consort import consort_svg, consort_table
@@ -478,8 +478,10 @@ def _outcome_plots(
     arms = [a for a in results.arms if a in set(frame[ARM])]
     suffix = f"{population}-{outcome}".replace(":", "-").replace("_", "-")
     svgs: list[str] = []
-    if spec.kind == "continuous" and _col(outcome) in frame.columns:
-        values = {a: frame.loc[frame[ARM] == a, _col(outcome)].dropna().to_numpy() for a in arms}
+    if spec.kind == "continuous" and outcome_column(outcome) in frame.columns:
+        values = {
+            a: frame.loc[frame[ARM] == a, outcome_column(outcome)].dropna().to_numpy() for a in arms
+        }
         intervals = {
             s.arm: (s.mean, s.ci_low, s.ci_high) for s in results.summaries(outcome, population)
         }
@@ -527,11 +529,11 @@ def _outcome_plots(
             )
     elif spec.kind == "time":
         curves = results.curves.get((population, outcome), {})
-        if curves and _col(outcome) in frame.columns:
+        if curves and outcome_column(outcome) in frame.columns:
             observations = {
                 a: (
-                    frame.loc[frame[ARM] == a, _col(outcome)].to_numpy(dtype=np.float64),
-                    frame.loc[frame[ARM] == a, _event(outcome)].to_numpy(dtype=np.float64),
+                    frame.loc[frame[ARM] == a, outcome_column(outcome)].to_numpy(dtype=np.float64),
+                    frame.loc[frame[ARM] == a, finished_column(outcome)].to_numpy(dtype=np.float64),
                 )
                 for a in curves
             }
@@ -615,17 +617,23 @@ def _scatter(inp: AnalysisInput, results: AnalysisResults) -> SafeString | None:
         return None
     spec = results.specs[primary]
     frame = results.frames["itt"]
-    if spec.kind != "continuous" or _col(primary) not in frame or _col(time_outcome) not in frame:
+    if (
+        spec.kind != "continuous"
+        or outcome_column(primary) not in frame
+        or outcome_column(time_outcome) not in frame
+    ):
         return None
     points = {}
     for arm in results.arms:
         rows = (
-            (frame[ARM] == arm) & frame[_col(primary)].notna() & frame[_col(time_outcome)].notna()
+            (frame[ARM] == arm)
+            & frame[outcome_column(primary)].notna()
+            & frame[outcome_column(time_outcome)].notna()
         )
         points[arm] = (
-            frame.loc[rows, _col(time_outcome)].to_numpy(dtype=np.float64),
-            frame.loc[rows, _col(primary)].to_numpy(dtype=np.float64),
-            frame.loc[rows, _event(time_outcome)].to_numpy(dtype=np.float64),
+            frame.loc[rows, outcome_column(time_outcome)].to_numpy(dtype=np.float64),
+            frame.loc[rows, outcome_column(primary)].to_numpy(dtype=np.float64),
+            frame.loc[rows, finished_column(time_outcome)].to_numpy(dtype=np.float64),
         )
     time_spec = results.specs[time_outcome]
     svg = plots.score_against_time(
@@ -805,14 +813,10 @@ def _provenance(inp: AnalysisInput, results: AnalysisResults) -> list[tuple[str,
     return rows
 
 
-def report_context(
-    inp: AnalysisInput,
-    results: AnalysisResults,
-    *,
-    self_contained: bool,
-    links: Sequence[tuple[str, str]] = (),
-) -> dict[str, Any]:
-    """Everything the template shows, formatted."""
+def _outcome_sections(
+    inp: AnalysisInput, results: AnalysisResults
+) -> tuple[list[Section], list[Section], list[Section]]:
+    """The preregistered, per-protocol and exploratory sections, primary outcomes first."""
     preregistered: list[Section] = []
     per_protocol: list[Section] = []
     exploratory: list[Section] = []
@@ -850,12 +854,29 @@ def report_context(
                 rows=rows,
             )
         )
+    return preregistered, per_protocol, exploratory
+
+
+def _consort_in_arm_order(results: AnalysisResults) -> dict[str, Any] | None:
     consort = results.consort
     if consort:
         # Arms in the report's order (the reference first), whatever order the counts had.
         rank = {arm: i for i, arm in enumerate(results.arms)}
         arms = sorted(consort["arms"], key=lambda a: rank.get(a["arm"], len(rank)))
         consort = {**consort, "arms": arms}
+    return consort
+
+
+def report_context(
+    inp: AnalysisInput,
+    results: AnalysisResults,
+    *,
+    self_contained: bool,
+    links: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """Everything the template shows, formatted."""
+    preregistered, per_protocol, exploratory = _outcome_sections(inp, results)
+    consort = _consort_in_arm_order(results)
     meta = results.meta
     title = str(meta.get("title") or "Trial analysis")
     return {
@@ -923,9 +944,9 @@ def _plain_reason(message: str, counts: dict[str, int] | None, results: Analysis
 
 def _outcome_counts(results: AnalysisResults, outcome: str, population: str) -> dict[str, int]:
     frame = results.frames.get(population)
-    if frame is None or _col(outcome) not in frame.columns:
+    if frame is None or outcome_column(outcome) not in frame.columns:
         return {}
-    values = frame[_col(outcome)].notna()
+    values = frame[outcome_column(outcome)].notna()
     return {arm: int((values & (frame[ARM] == arm)).sum()) for arm in results.arms}
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from analysis import stats
+from analysis.stats import two_sample
 
 SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
 SLEEP_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
@@ -322,11 +323,11 @@ def test_hodges_lehmann_search_gives_the_order_statistics_of_all_sorted_differen
     # Large samples are searched instead of sorting every pairwise difference; tiny limits
     # force that search through many rounds on samples small enough to sort. Each order
     # statistic must be the very float that sorting all m*n differences gives.
-    monkeypatch.setattr(stats._PairwiseDifferences, "_SORT_LIMIT", 64)
-    monkeypatch.setattr(stats._PairwiseDifferences, "_SAMPLE", 32)
+    monkeypatch.setattr(two_sample._PairwiseDifferences, "_SORT_LIMIT", 64)
+    monkeypatch.setattr(two_sample._PairwiseDifferences, "_SAMPLE", 32)
     x, y = pairwise_data(kind)
     differences = np.sort(np.subtract.outer(x, y).ravel())
-    search = stats._PairwiseDifferences(x, y)
+    search = two_sample._PairwiseDifferences(x, y)
     total = differences.size
     for k in [1, 2, total // 2, total // 2 + 1, total - 1, total, *range(3, total, 61)]:
         assert search.kth(k) == differences[k - 1], k

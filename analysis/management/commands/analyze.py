@@ -11,7 +11,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis.analyze import AnalysisError, run_analysis
+from analysis.datasets import analysis_input
 from analysis.inputs import AnalysisInput
+from analysis.mapping import MappingError, csv_analysis_input, load_mapping
+from analysis.report import render_report, summary_sentences
+from trials.selectors import TrialNotFound, require_trial
 
 
 class Command(BaseCommand):
@@ -60,14 +64,10 @@ class Command(BaseCommand):
             text = json.dumps(results.to_json(), indent=2, allow_nan=False)
             self._write(options["json_path"], text + "\n", "results")
         if options["out"]:
-            from analysis.report import render_report
-
             html = render_report(inp, results, self_contained=True)
             self._write(options["out"], html, "report")
         for deviation in results.deviations:
             self.stdout.write(self.style.WARNING(f"note: {deviation.message}"))
-        from analysis.report import summary_sentences
-
         for sentence in summary_sentences(results):
             self.stdout.write(sentence)
         if not options["json_path"] and not options["out"]:
@@ -82,22 +82,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"wrote {what} to {path}"))
 
     def _from_csv(self, csv_path: str, mapping_path: str) -> AnalysisInput:
-        from analysis.mapping import MappingError, csv_analysis_input, load_mapping
-
         try:
             return csv_analysis_input(csv_path, load_mapping(mapping_path))
         except MappingError as exc:
             raise CommandError(str(exc)) from None
 
     def _from_trial(self, slug: str, version: int | None) -> AnalysisInput:
-        from trials.selectors import TrialNotFound, require_trial
-
         try:
             trial = require_trial(slug, version)
         except TrialNotFound as exc:
             raise CommandError(str(exc)) from None
-        try:
-            from analysis.datasets import analysis_input
-        except ImportError as exc:
-            raise CommandError(f"trial analysis is not available: {exc}") from None
-        return analysis_input(trial)
+        inp: AnalysisInput = analysis_input(trial)
+        return inp
