@@ -7,8 +7,8 @@ class QuizzesConfig(AppConfig):
 
     def ready(self) -> None:
         # quizzes builds on trials and plugs its quiz stage into trials' registries here, so that
-        # trials never imports quizzes (the way pretix's plugins register exporters). Imported
-        # in ready(): these modules import models, which do not exist before the apps load.
+        # trials never imports quizzes (the way pretix's plugins register exporters).
+        # deferred: these modules import models, which do not exist before the apps load.
         from quizzes import quizfile, services
 
         quizfile.register_with_trials()

@@ -5,6 +5,7 @@ from django.db.models.signals import post_migrate
 
 
 def _ensure_groups(sender: AppConfig, **kwargs: Any) -> None:
+    # deferred: roles imports auth models, which do not exist before the apps load
     from trials.roles import ensure_groups
 
     ensure_groups()

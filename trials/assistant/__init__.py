@@ -85,10 +85,12 @@ def provider_for(
     only; without material the scripted assistant has only its fallback and no solution).
     The SDKs are imported only when their provider is asked for."""
     if settings.provider == "anthropic":
+        # deferred: the SDK takes about a second to import; arms without it never pay that
         from trials.assistant.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider()
     if settings.provider == "openai":
+        # deferred: as above, for the openai SDK
         from trials.assistant.openai_provider import OpenAIProvider
 
         return OpenAIProvider()
