@@ -20,7 +20,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 
-from analysis import exports
+from analysis import codebook, exports
 from analysis.datasets import Column, dataset_columns, typed_frame
 from analysis.exports import (
     bundle_filename,
@@ -388,7 +388,7 @@ def test_every_column_of_every_file_is_in_the_codebook(live_trial):
     fill_trial(live_trial, participants=1)
     files = bundle(live_trial, "csv")
     book = list(csv.DictReader(io.StringIO(files["codebook.csv"].decode(), newline="")))
-    assert list(book[0]) == list(exports.codebook.CODEBOOK_FIELDS)
+    assert list(book[0]) == list(codebook.CODEBOOK_FIELDS)
     for name in ("participants", "items", "events", "allocations"):
         header = next(csv.reader(io.StringIO(files[f"{name}.csv"].decode())))
         assert header == [r["name"] for r in book if r["dataset"] == name]
@@ -530,7 +530,7 @@ def test_bundle_export_reads_events_chunk_by_chunk(live_trial, monkeypatch):
     """The whole path, database to zip: ten times the events must not need ten times the
     memory (the events are streamed from the database in chunks)."""
     [p] = fill_trial(live_trial, participants=1)
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(exports.writer, "CHUNK_ROWS", 500)
 
     def add_events(n: int) -> None:
         start = Event.objects.count()

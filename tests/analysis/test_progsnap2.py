@@ -11,7 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from analysis import progsnap2
+from analysis.exports import progsnap2
 from analysis.exports import bundle_stream
 from tests.analysis.test_exports import FORMULA, bundle, fill_trial
 from trials.models import CodeSnapshot, Event
