@@ -36,7 +36,8 @@ def iso_cells(series: pd.Series, *, zulu: bool = True) -> list[str]:
     elif str(series.dt.tz) != "UTC":
         series = series.dt.tz_convert("UTC")
     fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if zulu else "%Y-%m-%dT%H:%M:%S.%f"
-    return series.dt.strftime(fmt).fillna("").tolist()
+    cells: list[str] = series.dt.strftime(fmt).fillna("").tolist()
+    return cells
 
 
 def _objects(series: pd.Series) -> tuple[Any, Any]:

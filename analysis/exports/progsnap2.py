@@ -60,7 +60,7 @@ from typing import IO, Any
 import pandas as pd
 
 from analysis.datasets import Column
-from analysis.exports.cells import csv_encode, neutralise
+from analysis.exports.cells import csv_encode, iso_cells, neutralise
 from analysis.exports.csv import csv_chunks
 from analysis.exports.writer import (
     CHUNK_ROWS,
@@ -641,8 +641,8 @@ class _MainTable:
         self.last_check: dict[tuple[str, str], int] = {}
 
     def rows(self, frame: pd.DataFrame) -> list[list[str]]:
-        server = _times(frame["server_time"])
-        client = _times(frame["client_time"])
+        server = iso_cells(frame["server_time"], zulu=False)
+        client = iso_cells(frame["client_time"], zulu=False)
         columns = ("event_id", "participant", "arm", "stage", "type", "origin", "client_seq")
         values = [frame[c].to_numpy(dtype=object) for c in columns]
         payloads = frame["payload"].to_numpy(dtype=object)
@@ -741,12 +741,6 @@ class _MainTable:
 
 def _text(value: object) -> str:
     return "" if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
-
-
-def _times(series: pd.Series) -> list[str]:
-    if not isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = pd.to_datetime(series, utc=True)
-    return series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("").tolist()
 
 
 def _payload(text: object) -> dict[str, Any]:
