@@ -3,6 +3,7 @@ from a trial in the database (manifest, checksums, row counts, de-identification
 
 from __future__ import annotations
 
+import ast
 import csv
 import gc
 import hashlib
@@ -12,6 +13,7 @@ import tracemalloc
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,7 +22,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 
-from analysis import exports
+from analysis import codebook, exports
 from analysis.datasets import Column, dataset_columns, typed_frame
 from analysis.exports import (
     bundle_filename,
@@ -388,7 +390,7 @@ def test_every_column_of_every_file_is_in_the_codebook(live_trial):
     fill_trial(live_trial, participants=1)
     files = bundle(live_trial, "csv")
     book = list(csv.DictReader(io.StringIO(files["codebook.csv"].decode(), newline="")))
-    assert list(book[0]) == list(exports.codebook.CODEBOOK_FIELDS)
+    assert list(book[0]) == list(codebook.CODEBOOK_FIELDS)
     for name in ("participants", "items", "events", "allocations"):
         header = next(csv.reader(io.StringIO(files[f"{name}.csv"].decode())))
         assert header == [r["name"] for r in book if r["dataset"] == name]
@@ -530,7 +532,7 @@ def test_bundle_export_reads_events_chunk_by_chunk(live_trial, monkeypatch):
     """The whole path, database to zip: ten times the events must not need ten times the
     memory (the events are streamed from the database in chunks)."""
     [p] = fill_trial(live_trial, participants=1)
-    monkeypatch.setattr(exports, "CHUNK_ROWS", 500)
+    monkeypatch.setattr(exports.writer, "CHUNK_ROWS", 500)
 
     def add_events(n: int) -> None:
         start = Event.objects.count()
@@ -587,3 +589,28 @@ def test_a_synthetic_trial_exports_de_identified_in_every_format(live_trial):
         manifest = json.loads(files["manifest.json"])
         assert manifest["synthetic"]["participants"] == 12 and manifest["synthetic"]["any"]
         assert manifest["row_counts"]["participants"] == 12
+
+
+def test_format_modules_never_import_the_bundle_that_uses_them():
+    """The formats depend on the shared cell and writer modules only; the bundle picks them
+    from the registry. An import "upward" would bring back the old exports <-> progsnap2
+    cycle."""
+    package = Path(exports.__file__).parent
+    upward = {
+        "analysis.exports",
+        "analysis.exports.bundle",
+        "analysis.exports.manifest",
+        "analysis.exports.audit",
+        "analysis.exports.formats",
+    }
+    for name in ("cells", "writer", "csv", "jsonl", "parquet", "progsnap2"):
+        tree = ast.parse((package / f"{name}.py").read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+        }
+        assert not imported & upward, (name, imported & upward)
+
+
+def test_every_format_has_one_registered_writer():
+    assert exports.FORMATS == ("csv", "parquet", "json", "progsnap2")
+    assert all(exports.WRITERS[fmt].name == fmt for fmt in exports.FORMATS)

@@ -11,8 +11,7 @@ from datetime import datetime
 
 import pytest
 
-from analysis import progsnap2
-from analysis.exports import bundle_stream
+from analysis.exports import bundle_stream, progsnap2
 from tests.analysis.test_exports import FORMULA, bundle, fill_trial
 from trials.models import CodeSnapshot, Event
 

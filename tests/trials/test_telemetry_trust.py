@@ -17,8 +17,8 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from analysis import progsnap2
 from analysis.datasets import dataset_frame
+from analysis.exports import progsnap2
 from trials import client_spans, event_types
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState, Trial
 

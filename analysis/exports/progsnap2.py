@@ -51,7 +51,7 @@ import json
 import platform
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import PurePosixPath
@@ -59,15 +59,19 @@ from typing import IO, Any
 
 import pandas as pd
 
-from analysis.datasets import Column, iter_dataset_chunks
-from analysis.exports import (
+from analysis.datasets import Column
+from analysis.exports.cells import csv_encode, iso_cells, neutralise
+from analysis.exports.csv import csv_chunks
+from analysis.exports.writer import (
     CHUNK_ROWS,
     BundleEntry,
+    CounterFor,
+    FormatWriter,
     RowCounter,
-    csv_encode,
-    neutralise,
+    RowsOf,
+    dataset_chunks,
 )
-from trials.event_types import CLIENT_TYPES, SERVER_TYPES, server_only
+from trials.event_types import CLIENT_TYPES, SERVER_TYPES, EventName, server_only
 from trials.models import CodeSnapshot, Trial
 
 SPEC_VERSION = "6"
@@ -77,36 +81,33 @@ METADATA = "DatasetMetadata"
 TIMEZONE = "+0000"
 READ_BLOCK = 1024 * 1024
 
-CounterFor = Callable[[str], RowCounter]
-RowsOf = Callable[[str], Callable[[], int]]
-
 # (our event type, origin or "" for any) -> ProgSnap2 EventType
 EVENT_TYPES: dict[tuple[str, str], str] = {
-    ("edit", ""): "File.Edit",
-    ("snapshot", ""): "File.Save",
-    ("run", "server"): "Run.Program",
-    ("check", "server"): "Submit",
-    ("run_shown", ""): "X-Client.Run",
-    ("check_shown", ""): "X-Client.Check",
+    (EventName.EDIT, ""): "File.Edit",
+    (EventName.SNAPSHOT, ""): "File.Save",
+    (EventName.RUN, "server"): "Run.Program",
+    (EventName.CHECK, "server"): "Submit",
+    (EventName.RUN_SHOWN, ""): "X-Client.Run",
+    (EventName.CHECK_SHOWN, ""): "X-Client.Check",
     # What browsers sent before they had the *_shown types (claims, see event_type).
-    ("run", "client"): "X-Client.Run",
-    ("check", "client"): "X-Client.Check",
-    ("task_completed", "server"): "X-Task.Completed",
-    ("task_submitted", "server"): "X-Task.Submitted",
-    ("assistant_request", "server"): "X-AI.Request",
-    ("assistant_response", "server"): "Intervention",
-    ("assistant_error", "server"): "X-AI.Error",
-    ("assistant_refused", "server"): "X-AI.Refused",
-    ("telemetry_refused", "server"): "X-Telemetry.Refused",
-    ("stage_entered", "server"): "X-Stage.Enter",
-    ("stage_left", "server"): "X-Stage.Leave",
-    ("paste", ""): "X-Paste",
-    ("copy", ""): "X-Copy",
-    ("stage_view", ""): "X-Stage.View",
-    ("focus", ""): "X-Focus",
-    ("blur", ""): "X-Blur",
-    ("visibility", ""): "X-Visibility",
-    ("idle", ""): "X-Idle",
+    (EventName.RUN, "client"): "X-Client.Run",
+    (EventName.CHECK, "client"): "X-Client.Check",
+    (EventName.TASK_COMPLETED, "server"): "X-Task.Completed",
+    (EventName.TASK_SUBMITTED, "server"): "X-Task.Submitted",
+    (EventName.ASSISTANT_REQUEST, "server"): "X-AI.Request",
+    (EventName.ASSISTANT_RESPONSE, "server"): "Intervention",
+    (EventName.ASSISTANT_ERROR, "server"): "X-AI.Error",
+    (EventName.ASSISTANT_REFUSED, "server"): "X-AI.Refused",
+    (EventName.TELEMETRY_REFUSED, "server"): "X-Telemetry.Refused",
+    (EventName.STAGE_ENTERED, "server"): "X-Stage.Enter",
+    (EventName.STAGE_LEFT, "server"): "X-Stage.Leave",
+    (EventName.PASTE, ""): "X-Paste",
+    (EventName.COPY, ""): "X-Copy",
+    (EventName.STAGE_VIEW, ""): "X-Stage.View",
+    (EventName.FOCUS, ""): "X-Focus",
+    (EventName.BLUR, ""): "X-Blur",
+    (EventName.VISIBILITY, ""): "X-Visibility",
+    (EventName.IDLE, ""): "X-Idle",
 }
 
 EVENT_NOTES: list[tuple[str, str, str]] = [
@@ -581,11 +582,16 @@ def _edit_type(payload: dict[str, Any]) -> str:
 
 
 def _initiator(etype: str, origin: str, payload: dict[str, Any]) -> str:
-    if etype == "snapshot":
+    if etype == EventName.SNAPSHOT:
         return "ToolTimedEvent" if payload.get("reason") == "periodic" else "ToolReaction"
-    if etype == "idle":
+    if etype == EventName.IDLE:
         return "ToolTimedEvent"
-    if origin == "client" or etype in ("run", "check", "assistant_request", "task_submitted"):
+    if origin == "client" or etype in (
+        EventName.RUN,
+        EventName.CHECK,
+        EventName.ASSISTANT_REQUEST,
+        EventName.TASK_SUBMITTED,
+    ):
         return "UserDirectAction"
     return "ToolReaction"
 
@@ -635,8 +641,8 @@ class _MainTable:
         self.last_check: dict[tuple[str, str], int] = {}
 
     def rows(self, frame: pd.DataFrame) -> list[list[str]]:
-        server = _times(frame["server_time"])
-        client = _times(frame["client_time"])
+        server = iso_cells(frame["server_time"], zulu=False)
+        client = iso_cells(frame["client_time"], zulu=False)
         columns = ("event_id", "participant", "arm", "stage", "type", "origin", "client_seq")
         values = [frame[c].to_numpy(dtype=object) for c in columns]
         payloads = frame["payload"].to_numpy(dtype=object)
@@ -691,14 +697,14 @@ class _MainTable:
                 self.last_check[(subject, str(task))] = eid
         elif not _server_fact(etype, origin):
             pass  # links below are between server facts only
-        elif etype == "assistant_request":
+        elif etype == EventName.ASSISTANT_REQUEST:
             self.requests[(subject, payload.get("turn"))] = eid
-        elif etype in ("assistant_response", "assistant_error"):
+        elif etype in (EventName.ASSISTANT_RESPONSE, EventName.ASSISTANT_ERROR):
             parent = _cell(self.requests.pop((subject, payload.get("turn")), None))
             if kind == "Intervention":
                 category, itype = "X-AI.Response", _cell(payload.get("status"))
                 message = _cell(payload.get("reply"))
-        elif etype == "task_completed":
+        elif etype == EventName.TASK_COMPLETED:
             parent = _cell(self.last_check.get((subject, str(task))))
         rest = {k: v for k, v in payload.items() if k not in _DROP_FROM_PAYLOAD}
         exception = payload.get("exception_type") if kind == "Run.Program" else None
@@ -737,12 +743,6 @@ def _text(value: object) -> str:
     return "" if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
 
 
-def _times(series: pd.Series) -> list[str]:
-    if not isinstance(series.dtype, pd.DatetimeTZDtype):
-        series = pd.to_datetime(series, utc=True)
-    return series.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f").fillna("").tolist()
-
-
 def _payload(text: object) -> dict[str, Any]:
     if not isinstance(text, str):
         return {}
@@ -760,7 +760,7 @@ def main_table_chunks(
     states met on the way are added to ``states``."""
     table = _MainTable(states)
     yield csv_encode([[c.name for c in MAIN_TABLE_COLUMNS]])
-    for frame in iter_dataset_chunks(trial, "events", chunk_size=CHUNK_ROWS):
+    for frame in dataset_chunks(trial, "events"):
         yield csv_encode(table.rows(frame))
         if on_rows is not None:
             on_rows(len(frame))
@@ -788,3 +788,56 @@ def bundle_entries(trial: Trial, counter: CounterFor, rows_of: RowsOf) -> Iterat
         )
     finally:
         states.close()
+
+
+class ProgSnap2Writer(FormatWriter):
+    """The ProgSnap2 layout: participants and allocations as CSV, then the ProgSnap2 files."""
+
+    name = "progsnap2"
+    extension = "csv"
+    datasets = ("participants", "allocations")
+    row_notes = {
+        CODE_STATES: "code versions stored, before de-duplication; the file holds each "
+        "distinct code once, usually far fewer rows",
+    }
+    codebook_csv_note = (
+        " Exception: the `Code` column of ProgSnap2's `CodeStates/CodeStates.csv` is "
+        "never neutralised; code is written verbatim so that its SHA-256 equals its "
+        "CodeStateID."
+    )
+    manifest_csv_note = (
+        "; except CodeStates/CodeStates.csv, whose code is verbatim (SHA-256 of Code "
+        "== CodeStateID)"
+    )
+
+    def render(
+        self,
+        columns: Sequence[Column],
+        frames: Iterable[pd.DataFrame],
+        *,
+        on_rows: RowCounter | None,
+        dataset: str,
+        trial: Trial,
+    ) -> Iterator[bytes]:
+        return csv_chunks(columns, frames, on_rows=on_rows)
+
+    def files_note(self) -> str:
+        return (
+            "ProgSnap2 layout (MainTable.csv, CodeStates/CodeStates.csv, DatasetMetadata.csv, "
+            "README.md) with participants.csv and allocations.csv"
+        )
+
+    def extra_tables(self) -> dict[str, list[Column]]:
+        return codebook_tables()
+
+    def extra_entries(
+        self, trial: Trial, counter: CounterFor, rows_of: RowsOf
+    ) -> Iterator[BundleEntry]:
+        return bundle_entries(trial, counter, rows_of)
+
+    def extra_rows(self, trial: Trial, counts: dict[str, int]) -> dict[str, int]:
+        # CodeStates: the stored code versions, before de-duplication (see row_notes).
+        return {MAIN_TABLE: counts["events"], CODE_STATES: code_snapshot_count(trial)}
+
+    def appendix(self) -> list[str]:
+        return [event_mapping_markdown()]
