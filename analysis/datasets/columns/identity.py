@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from analysis.datasets import reads
@@ -12,7 +13,7 @@ from analysis.datasets.population import join
 from analysis.datasets.shape import TrialShape, allowed, question_type
 
 
-def _field(name: str) -> Any:
+def _field(name: str) -> Callable[[Person], Any]:
     return lambda p: p.row[name]
 
 
@@ -101,7 +102,7 @@ def _enrollment_columns() -> list[Computed]:
     ]
 
 
-def _baseline_answer(key: str) -> Any:
+def _baseline_answer(key: str) -> Callable[[Person], Any]:
     def compute(p: Person) -> Any:
         return (p.row["baseline"] or {}).get(key)
 

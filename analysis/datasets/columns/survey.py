@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from analysis.datasets.columns.base import Computed, col
@@ -9,7 +10,7 @@ from analysis.datasets.people import Person
 from analysis.datasets.shape import TrialShape, allowed, question_type
 
 
-def _answer(key: str) -> Any:
+def _answer(key: str) -> Callable[[Person], Any]:
     def compute(p: Person) -> Any:
         return p.survey[key]
 
