@@ -155,8 +155,7 @@ def cached_report_html(
         and entry.get("links") == links
     ):
         return str(entry["html"])
-    # Deferred: the report imports analysis.plots and so matplotlib, a heavy dependency only
-    # needed when a report is rendered (not for cached_analysis).
+    # deferred: the report loads matplotlib (analysis.plots), needed only to render a report
     from analysis.report import render_report
 
     inp, results = _analysis(trial, seed, current)
