@@ -34,28 +34,17 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db.models import Count, Max, Q, Sum
-from django.utils import timezone
 
 from analysis import analyze
+from analysis.datasets import analysis_input, reads
 from analysis.inputs import AnalysisInput
-from trials.models import (
-    Allocation,
-    Arm,
-    AssistantTurn,
-    CodeRun,
-    Event,
-    Participant,
-    Stage,
-    StageRecord,
-    TaskState,
-    Trial,
-)
+
+if TYPE_CHECKING:
+    from trials.models import Trial
 
 log = logging.getLogger(__name__)
 
@@ -77,92 +66,7 @@ def _timeout() -> int:
 
 def _data_state(trial: Trial) -> dict[str, Any]:
     """Cheap aggregates over everything the trial's analysis reads (module docstring)."""
-    from analysis.datasets import ERROR_STATUSES
-    from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse
-
-    now = timezone.now()
-    by_participant = Q(participant__trial=trial)
-    timed = [
-        (pk, limit)
-        for pk, limit in Stage.objects.filter(trial=trial).values_list("pk", "time_limit_seconds")
-        if limit
-    ]
-    overdue = Q()
-    for pk, limit in timed:
-        overdue |= Q(stage_id=pk, started_at__lte=now - timedelta(seconds=limit))
-    open_records = Q(ended_at__isnull=True) & overdue if timed else Q(pk__isnull=True)
-    statuses = {
-        f"status_{status}": Count("pk", filter=Q(status=status))
-        for status in Participant.Status.values
-    }
-    return {
-        "later_versions": list(
-            Trial.objects.filter(slug=trial.slug, version__gt=trial.version)
-            .order_by("version")
-            .values_list("version", "definition_hash", "updated_at")
-        ),
-        "stages": Stage.objects.filter(trial=trial).aggregate(n=Count("pk"), last=Max("pk")),
-        "arms": Arm.objects.filter(trial=trial).aggregate(n=Count("pk"), last=Max("pk")),
-        "participants": Participant.objects.filter(trial=trial).aggregate(
-            n=Count("pk"),
-            last=Max("pk"),
-            created=Max("created_at"),
-            consented=Max("consented_at"),
-            stage_started=Max("stage_started_at"),
-            completed=Max("completed_at"),
-            eligible=Count("pk", filter=Q(eligible=True)),
-            synthetic=Count("pk", filter=Q(is_synthetic=True)),
-            **statuses,
-        ),
-        "allocations": Allocation.objects.filter(trial=trial).aggregate(
-            n=Count("pk"), last=Max("pk")
-        ),
-        "stage_records": StageRecord.objects.filter(by_participant).aggregate(
-            n=Count("pk"),
-            last=Max("pk"),
-            started=Max("started_at"),
-            ended=Max("ended_at"),
-            n_ended=Count("pk", filter=Q(ended_at__isnull=False)),
-            overdue=Count("pk", filter=open_records),
-        ),
-        "task_states": TaskState.objects.filter(by_participant).aggregate(
-            n=Count("pk"),
-            last=Max("pk"),
-            passed=Max("first_passed_at"),
-            n_passed=Count("pk", filter=Q(first_passed_at__isnull=False)),
-            submitted=Max("submitted_at"),
-            runs=Sum("runs"),
-            checks=Sum("checks"),
-        ),
-        "item_responses": ItemResponse.objects.filter(by_participant).aggregate(
-            n=Count("pk"),
-            last=Max("pk"),
-            created=Max("created_at"),
-            graded=Max("graded_at"),
-            n_graded=Count("pk", filter=Q(graded_at__isnull=False)),
-            n_correct=Count("pk", filter=Q(correct=True)),
-            points=Sum("points"),
-            max_points=Sum("max_points"),
-        ),
-        "human_grades": HumanGrade.objects.filter(response__participant__trial=trial).aggregate(
-            n=Count("pk"), last=Max("pk"), created=Max("created_at"), points=Sum("points")
-        ),
-        "answer_key_changes": AnswerKeyChange.objects.filter(trial=trial).aggregate(
-            n=Count("pk"), last=Max("pk"), changed=Max("changed_at"), regraded=Sum("regraded")
-        ),
-        "code_run_errors": CodeRun.objects.filter(
-            by_participant, status__in=ERROR_STATUSES
-        ).aggregate(n=Count("pk"), last=Max("pk")),
-        "assistant_turns": AssistantTurn.objects.filter(by_participant).aggregate(
-            n=Count("pk"),
-            last=Max("pk"),
-            tokens_in=Sum("input_tokens"),
-            tokens_out=Sum("output_tokens"),
-        ),
-        "events": Event.objects.filter(
-            by_participant, type__in=("paste", "focus", "blur")
-        ).aggregate(n=Count("pk"), last=Max("pk")),
-    }
+    return reads.data_state(trial)
 
 
 def _jsonable(value: Any) -> Any:
@@ -217,8 +121,6 @@ def _analysis(
     entry = _cache().get(key)
     if isinstance(entry, dict) and entry.get("fingerprint") == current:
         return entry["input"], entry["results"]
-    from analysis.datasets import analysis_input
-
     inp = analysis_input(trial)
     results = analyze.run_analysis(inp, seed=seed)  # raises AnalysisError: nothing is cached
     _store(key, {"fingerprint": current, "input": inp, "results": results})
@@ -253,6 +155,7 @@ def cached_report_html(
         and entry.get("links") == links
     ):
         return str(entry["html"])
+    # deferred: the report loads matplotlib (analysis.plots), needed only to render a report
     from analysis.report import render_report
 
     inp, results = _analysis(trial, seed, current)

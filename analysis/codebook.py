@@ -10,7 +10,7 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from analysis.datasets import Column
+from analysis.datasets.column import Column
 
 CODEBOOK_FIELDS = (
     "dataset",

@@ -18,7 +18,8 @@ from django.utils import timezone
 from analysis import analyze, cache, report, synthetic
 from analysis.datasets import analysis_input
 from quizzes.models import ItemResponse
-from trials.models import Participant, Trial
+from trials.event_types import EventName
+from trials.models import Event, Participant, Trial
 from trials.roles import STATISTICIAN
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +109,17 @@ def test_changed_points_alone_invalidate(trial: Trial) -> None:
     # Even an update that leaves every timestamp alone (a bulk correction) is noticed.
     before = cache.fingerprint(trial)
     ItemResponse.objects.filter(participant__trial=trial, max_points__gt=0).update(points=0)
+    assert cache.fingerprint(fresh(trial)) != before
+
+
+def test_a_paste_invalidates(trial: Trial) -> None:
+    # The data sets count pastes, so a new paste must change the fingerprint.
+    before = cache.fingerprint(trial)
+    participant = Participant.objects.filter(trial=trial).first()
+    assert participant is not None
+    Event.objects.create(
+        participant=participant, type=EventName.PASTE, client_id="paste-1", payload={"length": 9}
+    )
     assert cache.fingerprint(fresh(trial)) != before
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,11 +15,16 @@ from django.utils import timezone
 from analysis.datasets import (
     DATASETS,
     UnknownDataset,
+    analysis_input,
     dataset_columns,
     dataset_frame,
     dataset_row_count,
     iter_dataset_chunks,
+    population,
 )
+from analysis.datasets.columns import participant_columns
+from analysis.datasets.shape import trial_shape
+from trials.event_types import EventName
 from trials.models import AssistantTurn, Event, Participant, StageRecord, TaskState
 from trials.services.events import event_log
 
@@ -249,8 +256,6 @@ def test_every_column_is_documented(live_trial):
 
 
 def test_analysis_input_follows_the_frozen_plan(live_trial, eligible_answers):
-    from analysis.datasets import analysis_input
-
     client, p = enter(eligible_answers)
     finish(client, quiz=QUIZ, survey=SURVEY)
     inp = analysis_input(live_trial)
@@ -276,3 +281,108 @@ def test_analysis_input_follows_the_frozen_plan(live_trial, eligible_answers):
     assert inp.meta["plan_changed"] is False
     assert inp.meta["synthetic"] is False
     assert inp.meta["snapshot"]["rows"] == 1
+
+
+def test_each_participants_column_is_declared_with_its_computation(live_trial, eligible_answers):
+    # The codebook's declarations and the values come from the same list, so a column's
+    # value is whatever its own function computes for that participant, never its neighbour's.
+    client, p = enter(eligible_answers)
+    finish(client, quiz=QUIZ, survey=SURVEY)
+    declared = participant_columns(trial_shape(live_trial), True)
+    assert [c.column for c in declared] == dataset_columns(
+        live_trial, "participants", identified=True
+    )
+    frame = dataset_frame(live_trial, "participants", identified=True)
+    assert list(frame.columns) == [c.column.name for c in declared]
+    row = frame.iloc[0]
+    assert row["participant"] == p.public_code
+    assert row["participant_id"] == p.pk
+    assert row["survey_outside_help"] == "no"
+    assert row["completed_trial"]
+
+
+def test_session_moves_are_counted_by_event_type(live_trial, eligible_answers):
+    _client, p = enter(eligible_answers)
+    for i, name in enumerate([EventName.SESSION_RESUMED] * 2 + [EventName.SESSION_TAKEN_OVER]):
+        Event.objects.create(participant=p, type=name, client_id=f"move{i}", origin="server")
+    row = dataset_frame(live_trial, "participants").iloc[0]
+    assert (row["session_resumes"], row["session_takeovers"]) == (2, 1)
+
+
+def test_population_rules_are_pure():
+    # The population rules must stay testable without a database: no Django, no project.
+    tree = ast.parse(Path(population.__file__).read_text())
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    }
+    assert not imported & {"django", "trials", "quizzes", "analysis", "pandas"}
+
+
+START = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def test_stage_time_is_censored_at_the_limit_unless_every_task_passed():
+    passed = [START + timedelta(minutes=3), START + timedelta(minutes=5)]
+    assert population.stage_time(START, None, 600, passed, START + timedelta(hours=1)) == (
+        5.0,
+        False,
+    )
+    late = START + timedelta(hours=1)
+    assert population.stage_time(START, late, 600, [passed[0], None], late) == (10.0, True)
+    # Still running and within its limit: no time yet, but censored.
+    soon = START + timedelta(minutes=2)
+    assert population.stage_time(START, None, 600, [None], soon) == (None, True)
+
+
+def test_per_protocol_failures_follow_the_plan_order():
+    failures = population.per_protocol_failures(
+        ["no_noncompliance_flag", "completed_tasks", "passed_attention_check", "completed_quiz"],
+        allocated=False,
+        excluded_duplicate=True,
+        completed_quiz=True,
+        has_quiz_answers=True,
+        attention_passed=None,
+        stages_censored=[False, None],
+        flags=["large_external_paste"],
+    )
+    assert failures == ["not_allocated", "duplicate", "no_noncompliance_flag", "completed_tasks"]
+    assert not population.per_protocol_failures(
+        ["passed_attention_check", "completed_tasks"],
+        allocated=True,
+        excluded_duplicate=False,
+        completed_quiz=False,
+        has_quiz_answers=True,
+        attention_passed=True,
+        stages_censored=[False],
+        flags=[],
+    )
+
+
+def test_noncompliance_and_lost_reason():
+    assert population.noncompliance_flags(
+        used_assistant=True,
+        arm_has_assistant=False,
+        survey_answers={"outside_help": "yes"},
+        large_external_pastes=1,
+    ) == ["assistant_outside_arm", "reported_outside_help", "large_external_paste"]
+    assert not population.noncompliance_flags(
+        used_assistant=True, arm_has_assistant=True, survey_answers={}, large_external_pastes=0
+    )
+    lost = population.lost_reason
+    assert lost(
+        allocated=True, completed=False, withdrawn=True, furthest="quiz", at_last=False
+    ) == ("withdrew at quiz")
+    assert lost(allocated=True, completed=False, withdrawn=False, furthest=None, at_last=False) == (
+        "did not finish (last stage: ?)"
+    )
+    assert (
+        lost(allocated=True, completed=False, withdrawn=False, furthest="end", at_last=True) == ""
+    )
+    assert lost(allocated=False, completed=False, withdrawn=True, furthest="x", at_last=False) == ""
