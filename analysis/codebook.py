@@ -1,5 +1,5 @@
 """The codebook: one row per column of every exported table, generated from the column
-declarations in code (``analysis.datasets``, ``analysis.progsnap2``), as CSV and Markdown.
+declarations in code (``analysis.datasets``, ``analysis.exports.progsnap2``), as CSV and Markdown.
 
 Pure: columns in, text out. Which tables go in which bundle is decided by ``exports``."""
 

@@ -121,7 +121,7 @@ def codebook_notes(
         "and SHA-256.",
         privacy,
         synthetic["statement"],
-        "Columns are declared in code (`analysis/datasets.py`, `analysis/progsnap2.py`); the "
+        "Columns are declared in code (`analysis/datasets/`, `analysis/exports/progsnap2.py`); the "
         "**source** column names the table and field they come from (`derived` = computed from "
         "several). Column names are the same in every format.",
         "Missing values are empty cells in CSV and `null` in Parquet and JSON. Booleans are "
@@ -182,8 +182,9 @@ def build_manifest(
         "row_counts": {f["dataset"]: f["rows"] for f in files if f["rows"] is not None},
         "files": files,
         "columns_source": (
-            "Every column is declared in code (analysis/datasets.py; analysis/progsnap2.py for "
-            "the ProgSnap2 tables) with its type, unit, allowed values, description and source; "
+            "Every column is declared in code (analysis/datasets/; "
+            "analysis/exports/progsnap2.py for the ProgSnap2 tables) with its type, unit, "
+            "allowed values, description and source; "
             "codebook.csv and codebook.md are generated from those declarations."
         ),
         "conventions": _conventions(writer_for(fmt)),

@@ -196,7 +196,7 @@ EVENT_NOTES: list[tuple[str, str, str]] = [
         "A browser's claim of a server fact, stored before the telemetry endpoint refused"
         " such events; never a run, check, completion or assistant turn",
     ),
-    ("any other type t", "X-t", "Types are registered in trials/events.py"),
+    ("any other type t", "X-t", "Types are registered in trials/event_types.py"),
 ]
 
 # Payload fields moved into their own column (code -> CodeStates, reply ->

@@ -8,7 +8,7 @@
 // block has a Copy button, recorded as a `copy` event with `source: "assistant"`, the turn,
 // the SHA-256 of the copied text and (up to COPY_TEXT_CHARS) the text itself. These are only
 // claims: the server checks the text against the replies it stored and decides by itself
-// whether a later paste came from the assistant (trials/chat.py link_paste).
+// whether a later paste came from the assistant (trials/services/assistant.py).
 
 import { highlightCode, classHighlighter } from "@lezer/highlight";
 import { pythonLanguage } from "@codemirror/lang-python";
@@ -17,8 +17,8 @@ import { askAssistant } from "./stream.js";
 import { csrfToken } from "./api.js";
 import { sha256Hex } from "./sha256.js";
 
-export const MAX_QUESTION_CHARS = 4000; // the server's limit (trials/chat.py)
-export const COPY_TEXT_CHARS = 8000; // copied chat text sent as evidence (trials/chat.py)
+export const MAX_QUESTION_CHARS = 4000; // the server's limit (trials/services/assistant.py)
+export const COPY_TEXT_CHARS = 8000; // copied chat text sent as evidence (trials/services/assistant.py)
 const RENDER_EVERY_MS = 50;
 const PYTHON = new Set(["python", "py", "python3", "pycon"]);
 const HIGHLIGHT_LIMIT = 20000;

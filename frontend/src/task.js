@@ -274,7 +274,7 @@ function start() {
     stopWatching();
     const ms = Math.round(performance.now() - started);
     // "run_shown": what this page showed and how long it waited. The run itself is the
-    // server's own `run` event; a browser may not send that type (trials/events.py).
+    // server's own `run` event; a browser may not send that type (trials/event_types.py).
     emit("run_shown", { task: task.folder, ms, http_status: res.status, status: res.data?.status ?? null });
     if (stageIsOver(res)) return;
     const summary =

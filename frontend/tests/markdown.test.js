@@ -97,7 +97,7 @@ test("an unclosed fence (a reply still streaming) is a code block to the end", (
   assert.deepEqual(blocks[1], { type: "code", lang: "python", text: "import trio\nasync def\n", closed: false });
 });
 
-test("code blocks are what the server hashes (trials/chat.py CODE_BLOCK_RE)", () => {
+test("code blocks are what the server hashes (trials/assistant/replies.py CODE_BLOCK_RE)", () => {
   // The scripted assistant's solution answer: intro, blank line, a python block, newline.
   const solution = 'import trio\n\n\nasync def main():\n    print("done")\n\n\nif __name__ == "__main__":\n    trio.run(main)';
   const reply = `Here is a complete solution for this task:\n\n\`\`\`python\n${solution}\n\`\`\`\n`;

@@ -84,7 +84,7 @@ def event_table(shape: TrialShape) -> list[Column]:
         Column(
             "type",
             "string",
-            "Event type, from the registry in trials/events.py. Client-reported (sent by the"
+            "Event type, from the registry in trials/event_types.py. Client-reported (sent by the"
             f" browser, evidence about it): {', '.join(sorted(CLIENT_TYPES))}. Server-only"
             f" (observed or derived by the server, never accepted from a browser):"
             f" {', '.join(sorted(SERVER_TYPES))}",
