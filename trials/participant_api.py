@@ -15,11 +15,11 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
-from trials.answers import AnswersChanged, answers_autosave
 from trials.models import Participant, Trial
 from trials.participant_session import participant_from_cookie
 from trials.selectors import live_trial
 from trials.services import StageConflict, TrialError, assistant, coding, events
+from trials.services.answers import AnswersChanged, answers_autosave
 
 Handler = Callable[[HttpRequest, Trial, Participant, dict[str, Any]], HttpResponseBase]
 

@@ -1,5 +1,5 @@
 """What a question page shows: numbered questions in parts, how many are answered, and the
-quiz's review screen. Reads only; the answers themselves are in ``trials.answers``."""
+quiz's review screen. Reads only; the answers themselves are in ``trials.services.answers``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.forms import BoundField
 from django.utils.datastructures import MultiValueDict
 from django.utils.text import Truncator
 
-from trials.answers import IDK_SUFFIX, SavedAnswers, answer_state
 from trials.forms import QuestionForm
+from trials.services.answers import IDK_SUFFIX, SavedAnswers, answer_state
 
 # Five questions a part: a part fits on a laptop screen or two on a phone, and the sample
 # quiz's 15 questions make three parts.

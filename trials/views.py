@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from trials import answers, identity, question_pages, services
+from trials import identity, question_pages, services
 from trials.forms import ConsentForm, QuestionForm
 from trials.models import Participant, Stage, TaskState, Trial
 from trials.participant_session import (
@@ -31,7 +31,7 @@ from trials.participant_session import (
 )
 from trials.rendering import render_markdown
 from trials.selectors import live_trial, participant_tools
-from trials.services import assistant, coding
+from trials.services import answers, assistant, coding
 from trials.tasks import Task, load_task
 
 

@@ -19,10 +19,10 @@ from django.db import connections
 from django.test import Client
 
 from tests.trials.test_concurrency import SAMPLE_TRIAL, SLUG, _run_in_processes
-from trials.answers import revision_of
 from trials.definition import load_trial_dir
 from trials.models import StageRecord, Trial
 from trials.services import trial_import, trial_launch
+from trials.services.answers import revision_of
 
 pytestmark = [
     pytest.mark.postgres,

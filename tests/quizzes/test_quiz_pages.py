@@ -12,8 +12,8 @@ import pytest
 from django.test import Client
 
 from quizzes.models import ItemResponse
-from trials.answers import answer_state, draft_clean
 from trials.models import Participant, StageRecord
+from trials.services.answers import answer_state, draft_clean
 
 pytestmark = pytest.mark.django_db
 

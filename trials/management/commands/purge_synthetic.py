@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from trials.purge import synthetic_participants_purge
 from trials.selectors import trial_for_slug
+from trials.services.purge import synthetic_participants_purge
 
 
 class Command(BaseCommand):
