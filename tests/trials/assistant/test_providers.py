@@ -200,13 +200,11 @@ def test_without_retry_after_the_retry_backs_off(
     llm_server: FakeLLMServer, api_key: str, protocol: str
 ) -> None:
     llm_server.script(Status(503))
-    started = time.monotonic()
     finished = last(run(settings_for(protocol, llm_server, max_retries=1)))
     assert isinstance(finished, Finished) and finished.attempts == 2
     first, second = llm_server.requests
     # Backoff starts at 0.5 s, minus up to a quarter of jitter.
     assert second.time - first.time >= 0.35
-    assert time.monotonic() - started < 3
 
 
 def test_a_retry_after_too_long_to_wait_fails_at_once(
@@ -261,12 +259,11 @@ def test_a_provider_that_never_answers_times_out(
     llm_server: FakeLLMServer, api_key: str, protocol: str
 ) -> None:
     llm_server.script(Hang())
-    started = time.monotonic()
     failed = last(run(settings_for(protocol, llm_server, timeout_seconds=0.5)))
-    elapsed = time.monotonic() - started
     assert isinstance(failed, Failed) and failed.kind == "timeout"
     assert failed.attempts == 1  # a time-out is not retried: the participant waited already
-    assert 0.5 <= elapsed < 2.5
+    assert len(llm_server.requests) == 1
+    assert "within 0.5 s" in failed.message
 
 
 def test_a_stream_that_stalls_times_out_after_its_text(
