@@ -9,13 +9,14 @@ the same arm; and two requests racing on one participant end with one allocation
 SQLite serialises every writer on one file lock, so it proves nothing here: these tests run on
 PostgreSQL only (CI runs the suite once with ``DATABASE_URL`` pointing at PostgreSQL).
 
-These tests fail without the locks. Disabling ``select_for_update`` for one run (a throwaway
-pytest plugin doing ``QuerySet.select_for_update = lambda self, *a, **k: self``, loaded with
-``-p``) made each of the first three fail on every try: the enrollment test with
-``IntegrityError`` on ``allocation_sequence_unique`` (two transactions read the same
-``next_index``); the service race with ``IntegrityError`` on ``stage_record_unique`` (the loser's
-stale full-row save put the winner back at screening, then advanced it a second time); the POST
-race with 500 responses.
+These tests fail without the locks: ``test_the_allocation_race_breaks_without_the_locks`` shows
+it on every run (a control with ``select_for_update`` switched off in the workers). By hand,
+disabling ``select_for_update`` for one run (a throwaway pytest plugin doing
+``QuerySet.select_for_update = lambda self, *a, **k: self``, loaded with ``-p``) made each of
+the first three fail on every try: the enrollment test with ``IntegrityError`` on
+``allocation_sequence_unique`` (two transactions read the same ``next_index``); the service race
+with ``IntegrityError`` on ``stage_record_unique`` (the loser's stale full-row save put the
+winner back at screening, then advanced it a second time); the POST race with 500 responses.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -31,9 +33,11 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connections
+from django.db.models.query import QuerySet
 from django.test import Client
 
 from tests import spawned
+from trials import randomization
 from trials.definition import load_trial_dir
 from trials.models import Allocation, Participant, Trial
 from trials.randomization import ArmWeight, BlockSchedule
@@ -356,3 +360,68 @@ def test_racing_direct_allocations_of_one_participant_return_the_same_arm(
     assert all(len(seen) == 1 for seen in per_participant.values()), dict(per_participant)
     assert Allocation.objects.filter(trial=trial).count() == RACED
     _assert_sequences_follow_the_schedule(trial)
+
+
+# --- the control: the same race with the locks switched off must break ------------------------
+
+# How long each allocation holds still between reading its sequence row and writing: long
+# enough that, without the lock, the racing processes all read the same next index.
+WIDEN_SECONDS = 0.2
+
+
+def _widened_allocate_worker(job: tuple[list[str], bool], barrier: Any) -> list[tuple[str, str]]:
+    """Allocate distinct participants of one stratum, each allocation slowed down between
+    its read of the sequence and its write; with ``locks_off`` this process's
+    ``select_for_update`` does nothing (nothing else changes)."""
+    participant_ids, locks_off = job
+    assign = randomization.assign
+
+    def slow_assign(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(WIDEN_SECONDS)
+        return assign(*args, **kwargs)
+
+    randomization.assign = slow_assign  # type: ignore[assignment]
+    if locks_off:
+        QuerySet.select_for_update = lambda self, *a, **k: self  # type: ignore[method-assign]
+    return _allocate_worker(participant_ids, barrier)
+
+
+def _eligible_unallocated(trial: Trial, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        participant = _at_screening(trial, f"control-{i}")
+        Participant.objects.filter(pk=participant.pk).update(
+            baseline=_answers("1-3"),
+            eligible=True,
+            stratum="coding_years=1-3",
+            status=Participant.Status.ACTIVE,
+        )
+        ids.append(participant.pk)
+    return ids
+
+
+def _sequence_invariant_holds(trial: Trial, outcomes: list[list[tuple[str, str]]]) -> bool:
+    failures = [outcome for chunk in outcomes for _, outcome in chunk if ":" not in outcome]
+    numbers = sorted(
+        Allocation.objects.filter(trial=trial).values_list("sequence_number", flat=True)
+    )
+    return not failures and numbers == list(range(1, len(numbers) + 1))
+
+
+@pytest.mark.parametrize("locks_off", [False, True], ids=["locks-on", "locks-off"])
+def test_the_allocation_race_breaks_without_the_locks(trial: Trial, locks_off: bool) -> None:
+    """The control that shows the race tests above can fail: with every allocation widened the
+    same way, the locked service still numbers 1..n without a gap, and with ``select_for_update``
+    switched off the racing processes read the same next index (a unique-constraint error or a
+    repeated number)."""
+    ids = _eligible_unallocated(trial, RACERS * 3)
+    jobs = [(ids[k::RACERS], locks_off) for k in range(RACERS)]
+
+    outcomes = _run_in_processes(_widened_allocate_worker, jobs)
+
+    if locks_off:
+        assert not _sequence_invariant_holds(trial, outcomes), "the race did not happen"
+    else:
+        assert _sequence_invariant_holds(trial, outcomes), outcomes
+        assert Allocation.objects.filter(trial=trial).count() == len(ids)
+        _assert_sequences_follow_the_schedule(trial)
