@@ -22,10 +22,12 @@ What it does NOT protect:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,7 +38,7 @@ from trials.runner.limits import Limits, prlimit_args, rlimit_preexec
 from trials.runner.packages import package_paths
 from trials.runner.process import ProcessOutcome, killpg, run_captured
 
-__all__ = ["kill_all_of_uid", "python_for", "run_fallback", "tasks_of_uid"]
+__all__ = ["kill_all_of_uid", "python_for", "readable_copy", "run_fallback", "tasks_of_uid"]
 
 logger = logging.getLogger("skilltrial.runner")
 
@@ -56,6 +58,48 @@ def python_for(config: RunnerConfig, uid: int | None) -> str:
         f"{config.python}, and there is no world-readable python{major}.{minor}; install "
         f"bubblewrap"
     )
+
+
+def readable_copy(path: Path, state: Path) -> Path:
+    """``path`` if the slot uid can read it, else a world-readable copy of it under the
+    runner's state directory, made once. A virtualenv inside a checkout that other users
+    cannot enter (a clone under ``mktemp -d`` or ``/root``) is out of the unprivileged uid's
+    reach; the copy holds only the allowed package, never the rest of the environment."""
+    if others_can_read(path):
+        return path
+    stat = path.stat()
+    key = hashlib.sha256(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}".encode()).hexdigest()
+    root = state / "packages"
+    target = root / key[:24] / path.name
+    if target.exists():
+        return target
+    root.mkdir(mode=0o711, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="stage-", dir=root))
+    try:
+        copied = staging / path.name
+        if path.is_dir():
+            shutil.copytree(path, copied, symlinks=False, ignore=shutil.ignore_patterns("*.pyc"))
+        else:
+            shutil.copy2(path, copied)
+        # World-readable on purpose: the slot uid must read it, and it holds only public code.
+        for folder, _dirs, files in os.walk(staging):
+            os.chmod(folder, 0o755)  # noqa: S103
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o644)
+        os.makedirs(target.parent.parent, exist_ok=True)
+        try:
+            os.rename(staging, target.parent)  # atomic: a racing copy loses, harmlessly
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not others_can_read(target):
+        raise SandboxUnavailable(
+            f"the fallback sandbox's unprivileged uid cannot read the allowed package {path} "
+            f"nor its copy under {root}; install bubblewrap"
+        )
+    return target
 
 
 def kill_all_of_uid(uid: int, python: str) -> None:
@@ -133,12 +177,7 @@ def run_fallback(
     python = python_for(config, uid)
     packages = package_paths(config.packages)
     if uid is not None:
-        for path in packages:
-            if not others_can_read(path):
-                raise SandboxUnavailable(
-                    f"the fallback sandbox's unprivileged uid cannot read the allowed package "
-                    f"{path}; install bubblewrap or make its directory world-readable"
-                )
+        packages = tuple(readable_copy(path, Path(config.state_dir)) for path in packages)
     work, tmp, site = run_dir / "work", run_dir / "tmp", run_dir / "site"
     tmp.mkdir(mode=0o700)
     site.mkdir(mode=0o755)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from trials.runner import RunnerConfig, run_python
+from trials.runner import RunnerConfig, fallback, packages, run_python
 
 from .conftest import AS_ROOT, PROJECT_DIR, processes_of_uids, wait_for
 
@@ -344,3 +345,31 @@ time.sleep(float(sys.argv[1]))
     assert "secret" not in reader.stdout
     found = json.loads(reader.stdout)
     assert set(found.values()) <= {"FileNotFoundError", "PermissionError"}, found
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root runs the fallback as another uid")
+def test_packages_in_a_checkout_others_cannot_enter_still_import(
+    fallback_config: RunnerConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A virtualenv inside a checkout under a 0700 directory (a clone under ``mktemp -d`` or
+    /root): the slot uid cannot reach its site-packages, so the fallback runs with a
+    world-readable copy of the allowed packages instead of failing."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    hidden = []
+    for path in packages.package_paths(fallback_config.packages):
+        copy = private / path.name
+        if path.is_dir():
+            shutil.copytree(path, copy)
+        else:
+            shutil.copy2(path, copy)
+        hidden.append(copy)
+    monkeypatch.setattr(fallback, "package_paths", lambda names: tuple(hidden))
+    assert not any(fallback.others_can_read(path) for path in hidden)
+
+    result = run_python({"main.py": TRIO_NURSERY}, "main.py", config=fallback_config)
+
+    assert result.ok, result.stderr
+    assert result.stdout == "finished in order: abc\n"
+    copies = Path(fallback_config.state_dir) / "packages"
+    assert {p.name for p in copies.glob("*/*")} == {p.name for p in hidden}
