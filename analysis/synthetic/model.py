@@ -238,10 +238,9 @@ def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _quiz_item(question: Question) -> _Item:
+def _candidates(question: Question) -> list[tuple[Any, dict[str, Any]]]:
+    """Responses worth grading for an auto-graded question: each with the answers it posts."""
     key, qtype = question.key, question.type
-    right: list[_Outcome] = []
-    wrong: list[_Outcome] = []
     candidates: list[tuple[Any, dict[str, Any]]] = []
     if qtype == "single_choice":
         candidates = [(v, {key: v}) for v in question.choice_values]
@@ -270,6 +269,14 @@ def _quiz_item(question: Question) -> _Item:
             variants.append("\n".join([lines[1], lines[0], *lines[2:]]))
         variants.append("I don't know what it prints")
         candidates = [(v, {key: v}) for v in dict.fromkeys(variants) if v.strip()]
+    return candidates
+
+
+def _quiz_item(question: Question) -> _Item:
+    key, qtype = question.key, question.type
+    right: list[_Outcome] = []
+    wrong: list[_Outcome] = []
+    candidates = _candidates(question)
     for response, answers in candidates:
         outcome = _graded(question, response, answers)
         (right if outcome.correct else wrong).append(outcome)

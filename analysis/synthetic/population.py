@@ -276,11 +276,10 @@ def _task_stage_record(
 
 def _plan_paths(world: _World, people: list[_Person]) -> None:
     """Each person's way through the stages: records with start, end and how it ended."""
-    stages = world.stages
     screening = world.screening_index
     for person in people:
         clock = person.arrival
-        for info in stages:
+        for info in world.stages:
             record = _Record(stage=info, start=clock, deadline=_deadline(info, clock))
             person.records.append(record)
             if info.type == Stage.Type.DEBRIEF:
@@ -289,65 +288,13 @@ def _plan_paths(world: _World, people: list[_Person]) -> None:
                 person.completed_at = clock
                 break
             if info.index <= screening:
-                median = STAGE_MEDIAN_S.get(info.type, 60.0)
-                duration = _lognormal_s(median, 0.5, float(person.durations[info.index]))
-                if info.type == Stage.Type.CONSENT:
-                    if person.flow == LEFT_CONSENT:
-                        person.current = record
-                        break
-                    record.end = clock + duration
-                    if person.flow == DECLINED:
-                        record.end_reason = StageRecord.EndReason.DECLINED
-                        person.status = Participant.Status.DECLINED
-                        break
-                    record.end_reason = StageRecord.EndReason.COMPLETED
-                    record.answers = {"agreed": True}
-                    person.consented_at = record.end
-                    person.status = Participant.Status.SCREENING
-                elif info.type == Stage.Type.SCREENING:
-                    if person.flow == LEFT_SCREENING:
-                        person.current = record
-                        break
-                    record.end = person.allocated_at
-                    record.answers = dict(person.baseline)
-                    if person.flow == SCREENED_OUT:
-                        record.end_reason = StageRecord.EndReason.SCREENED_OUT
-                        person.status = Participant.Status.SCREENED_OUT
-                        break
-                    record.end_reason = StageRecord.EndReason.COMPLETED
-                    person.status = Participant.Status.ACTIVE
-                else:  # instructions before screening
-                    record.end = clock + duration
-                    record.end_reason = StageRecord.EndReason.COMPLETED
+                if _early_stage(person, info, record, clock):
+                    break
+                assert record.end is not None
                 clock = record.end
                 continue
             stopping = person.stop and person.stop_stage == info.index
-            z = float(person.durations[info.index])
-            if info.type == Stage.Type.TASK:
-                full = _task_stage_record(world, person, info, clock, None)
-                stop_at = None
-                if stopping:
-                    assert full.end is not None
-                    stop_at = clock + person.stop_fraction * (full.end - clock)
-                    full = _task_stage_record(world, person, info, clock, stop_at)
-                full.deadline = record.deadline
-                person.records[-1] = record = full
-            else:
-                if info.type == Stage.Type.QUIZ:
-                    median = min(QUIZ_MEDIAN_S, 0.5 * info.limit) if info.limit else QUIZ_MEDIAN_S
-                    duration = _lognormal_s(median, 0.35, z)
-                else:
-                    duration = _lognormal_s(STAGE_MEDIAN_S.get(info.type, 60.0), 0.5, z)
-                reason = StageRecord.EndReason.COMPLETED
-                quiz_timeout = info.type == Stage.Type.QUIZ and person.quiz_timeout
-                if info.limit and (duration > info.limit - 5 or quiz_timeout):
-                    duration = info.limit + 1 + 9 * float(person.jitter[info.index])
-                    reason = StageRecord.EndReason.TIMED_OUT
-                record.end_reason = reason
-                record.end = clock + duration
-                if stopping:
-                    record.end = clock + person.stop_fraction * duration
-                    record.end_reason = ""
+            record = _later_stage(world, person, info, record, clock, stopping=bool(stopping))
             if stopping:
                 if person.stop == "left":
                     record.end = None
@@ -358,6 +305,81 @@ def _plan_paths(world: _World, people: list[_Person]) -> None:
                 break
             assert record.end is not None
             clock = record.end
+
+
+def _early_stage(person: _Person, info: _StageInfo, record: _Record, clock: float) -> bool:
+    """Consent, screening and instructions up to allocation; True when the path ends here
+    (left, declined or screened out)."""
+    median = STAGE_MEDIAN_S.get(info.type, 60.0)
+    duration = _lognormal_s(median, 0.5, float(person.durations[info.index]))
+    if info.type == Stage.Type.CONSENT:
+        if person.flow == LEFT_CONSENT:
+            person.current = record
+            return True
+        record.end = clock + duration
+        if person.flow == DECLINED:
+            record.end_reason = StageRecord.EndReason.DECLINED
+            person.status = Participant.Status.DECLINED
+            return True
+        record.end_reason = StageRecord.EndReason.COMPLETED
+        record.answers = {"agreed": True}
+        person.consented_at = record.end
+        person.status = Participant.Status.SCREENING
+    elif info.type == Stage.Type.SCREENING:
+        if person.flow == LEFT_SCREENING:
+            person.current = record
+            return True
+        record.end = person.allocated_at
+        record.answers = dict(person.baseline)
+        if person.flow == SCREENED_OUT:
+            record.end_reason = StageRecord.EndReason.SCREENED_OUT
+            person.status = Participant.Status.SCREENED_OUT
+            return True
+        record.end_reason = StageRecord.EndReason.COMPLETED
+        person.status = Participant.Status.ACTIVE
+    else:  # instructions before screening
+        record.end = clock + duration
+        record.end_reason = StageRecord.EndReason.COMPLETED
+    return False
+
+
+def _later_stage(
+    world: _World,
+    person: _Person,
+    info: _StageInfo,
+    record: _Record,
+    clock: float,
+    *,
+    stopping: bool,
+) -> _Record:
+    """A stage after allocation: its end and how it ended (a task stage's record is built by
+    :func:`_task_stage_record` and replaces ``record``)."""
+    z = float(person.durations[info.index])
+    if info.type == Stage.Type.TASK:
+        full = _task_stage_record(world, person, info, clock, None)
+        if stopping:
+            assert full.end is not None
+            stop_at = clock + person.stop_fraction * (full.end - clock)
+            full = _task_stage_record(world, person, info, clock, stop_at)
+        full.deadline = record.deadline
+        person.records[-1] = full
+        return full
+    if info.type == Stage.Type.QUIZ:
+        median = min(QUIZ_MEDIAN_S, 0.5 * info.limit) if info.limit else QUIZ_MEDIAN_S
+        duration = _lognormal_s(median, 0.35, z)
+    else:
+        duration = _lognormal_s(STAGE_MEDIAN_S.get(info.type, 60.0), 0.5, z)
+    reason = StageRecord.EndReason.COMPLETED
+    quiz_timeout = info.type == Stage.Type.QUIZ and person.quiz_timeout
+    if info.limit and (duration > info.limit - 5 or quiz_timeout):
+        duration = info.limit + 1 + 9 * float(person.jitter[info.index])
+        reason = StageRecord.EndReason.TIMED_OUT
+    record.end_reason = reason
+    record.end = clock + duration
+    if stopping:
+        record.end = clock + person.stop_fraction * duration
+        record.end_reason = ""
+    return record
 
 
 def _deadline(info: _StageInfo, start: float) -> float | None:

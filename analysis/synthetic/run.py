@@ -132,6 +132,48 @@ def _allocation_rows(
             )
 
 
+def _check_request(
+    trial: Trial,
+    effects: SyntheticEffects,
+    rates: FlowRates,
+    participants: int,
+    events_per_participant: int,
+    enrollment_days: float,
+) -> None:
+    """Every problem with the request at once, as one error."""
+    problems = effects.problems() + rates.problems()
+    if trial.status != Trial.Status.LIVE:
+        problems.append(f"trial '{trial.slug}' version {trial.version} is {trial.status}, not live")
+    if participants <= 0:
+        problems.append("the number of participants must be positive")
+    if events_per_participant < 0:
+        problems.append("the number of events per participant cannot be negative")
+    if enrollment_days <= 0:
+        problems.append("the enrollment period must be positive")
+    if problems:
+        raise SyntheticError("; ".join(problems))
+
+
+def _batches(
+    world: _World, people: list[_Person], origin: datetime, chunk_size: int, *, telemetry: bool
+) -> Iterator[tuple[int, _Rows]]:
+    """The rows of ``chunk_size`` participants at a time, generated as they are asked for."""
+    for chunk in _chunks(people, max(1, chunk_size)):
+        rows = _Rows()
+        builder = _Builder(world, origin, rows, telemetry=telemetry)
+        for person in chunk:
+            builder.person(person)
+        yield len(chunk), rows
+
+
+def _new_summary(trial: Trial, world: _World, seed: int) -> SyntheticSummary:
+    summary = SyntheticSummary(trial_slug=trial.slug, trial_version=trial.version, seed=seed)
+    summary.main_stage = world.main_stage.key if world.main_stage else ""
+    quizzes = [s.quiz for s in world.stages if s.quiz is not None]
+    summary.quiz_shift = quizzes[0].shift if quizzes else 0.0
+    return summary
+
+
 def synthesize_trial(
     trial: Trial,
     *,
@@ -159,27 +201,14 @@ def synthesize_trial(
     started = time.monotonic()
     effects = effects or SyntheticEffects()
     rates = rates or FlowRates()
-    problems = effects.problems() + rates.problems()
-    if trial.status != Trial.Status.LIVE:
-        problems.append(f"trial '{trial.slug}' version {trial.version} is {trial.status}, not live")
-    if participants <= 0:
-        problems.append("the number of participants must be positive")
-    if events_per_participant < 0:
-        problems.append("the number of events per participant cannot be negative")
-    if enrollment_days <= 0:
-        problems.append("the enrollment period must be positive")
-    if problems:
-        raise SyntheticError("; ".join(problems))
+    _check_request(trial, effects, rates, participants, events_per_participant, enrollment_days)
     world = _build_world(trial, effects, rates)
     finish = end or timezone.now() - timedelta(hours=1)
     span = enrollment_days * 86400.0
     origin = (finish - timedelta(seconds=span + SESSION_ROOM_S)).astimezone(UTC)
     people, rng = _draw_population(world, participants, seed, span)
     _screen(world, people)
-    summary = SyntheticSummary(trial_slug=trial.slug, trial_version=trial.version, seed=seed)
-    summary.main_stage = world.main_stage.key if world.main_stage else ""
-    quizzes = [s.quiz for s in world.stages if s.quiz is not None]
-    summary.quiz_shift = quizzes[0].shift if quizzes else 0.0
+    summary = _new_summary(trial, world, seed)
 
     with transaction.atomic():
         next_index = _allocate(world, people)
@@ -192,16 +221,7 @@ def synthesize_trial(
             AllocationSequence.objects.filter(trial=trial, stratum=stratum).update(next_index=value)
     _count(summary, world, people)
 
-    telemetry = events_per_participant > 0
-
-    def batches() -> Iterator[tuple[int, _Rows]]:
-        for chunk in _chunks(people, max(1, chunk_size)):
-            rows = _Rows()
-            builder = _Builder(world, origin, rows, telemetry=telemetry)
-            for person in chunk:
-                builder.person(person)
-            yield len(chunk), rows
-
+    batches = _batches(world, people, origin, chunk_size, telemetry=events_per_participant > 0)
     done = 0
 
     def written(count: int, rows: _Rows, events: int) -> None:
@@ -223,9 +243,9 @@ def synthesize_trial(
             )
 
     if connection.vendor == "postgresql" and not connection.in_atomic_block:
-        _write_in_background(batches(), written)
+        _write_in_background(batches, written)
     else:
-        for count, rows in batches():
+        for count, rows in batches:
             with transaction.atomic():
                 events = _write(rows)
             written(count, rows, events)

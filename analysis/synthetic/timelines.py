@@ -8,6 +8,7 @@ import bisect
 import hashlib
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -157,6 +158,137 @@ def _plan_task(
     )
 
 
+def _turn_payloads(
+    turn: AssistantTurn, folder: str, context: dict[str, Any], blocks: list[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The server's request and response (or error) events of one assistant turn."""
+    failed = turn.status == AssistantTurn.Status.FAILED
+    request = {
+        "task": folder,
+        "turn": None,
+        "question": turn.question,
+        "provider": turn.provider,
+        "model": turn.model,
+        "context": context,
+        "code_sha256": turn.code_sha256,
+    }
+    response: dict[str, Any] = {
+        "task": folder,
+        "turn": None,
+        "status": str(turn.status),
+        "reply": turn.reply,
+        "code_blocks": [hashlib.sha256(b.encode()).hexdigest() for b in blocks]
+        if not failed
+        else [],
+        "latency_ms": turn.latency_ms,
+        "input_tokens": turn.input_tokens,
+    }
+    if not failed:
+        response.update(output_tokens=turn.output_tokens, stop_reason="end_turn", model=turn.model)
+    else:
+        response.update(error_kind=turn.error_kind, error_message=turn.error_message)
+    return request, response
+
+
+def _program_run(
+    rand: random.Random, pid: str, stage: Stage, folder: str, sha: str, version: int
+) -> CodeRun:
+    """A Run: a quarter end in an exception."""
+    error = rand.random() < 0.25
+    exc = rand.choice(["NameError", "TypeError", "AttributeError", "RuntimeError"])
+    status = "error" if error else "ok"
+    return CodeRun(
+        participant_id=pid,
+        stage=stage,
+        task=folder,
+        kind="run",
+        code_sha256=sha,
+        snapshot_version=version,
+        stdout="" if error else "done\n",
+        stderr=(
+            "Traceback (most recent call last):\n"
+            f'  File "main.py", line {5 + rand.randrange(20)}, in <module>\n'
+            f"{exc}: synthetic error\n"
+        )
+        if error
+        else "",
+        exit_code=1 if error else 0,
+        duration_ms=150 + int(rand.random() * 1500),
+        status=status,
+        exception_type=exc if error else "",
+        sandbox=SANDBOX,
+    )
+
+
+def _check_run(
+    rand: random.Random,
+    pid: str,
+    stage: Stage,
+    task: _TaskModel,
+    ok: bool,
+    sha: str,
+    version: int,
+) -> CodeRun:
+    """A Check: all tests pass when ``ok``, else a random number short of all."""
+    total = len(task.test_names)
+    passed = total if ok else rand.randrange(total)
+    flags = [True] * passed + [False] * (total - passed)
+    rand.shuffle(flags)
+    results = [
+        {"name": name, "passed": flag, "message": "" if flag else "not yet"}
+        for name, flag in zip(task.test_names, flags, strict=True)
+    ]
+    return CodeRun(
+        participant_id=pid,
+        stage=stage,
+        task=task.folder,
+        kind="check",
+        code_sha256=sha,
+        snapshot_version=version,
+        exit_code=0,
+        duration_ms=300 + int(rand.random() * 2000),
+        status="ok",
+        sandbox=SANDBOX,
+        tests_passed=passed,
+        tests_total=total,
+        test_results=results,
+    )
+
+
+def _actions(plan: _TaskPlan) -> list[tuple[float, str, bool]]:
+    """Runs and checks in plan order: (time, kind, passed)."""
+    actions: list[tuple[float, str, bool]] = [(t, "run", False) for t in plan.runs]
+    actions += [(t, "check", False) for t in plan.failed_checks]
+    if plan.passed is not None:
+        actions.append((plan.passed, "check", True))
+    return actions
+
+
+def _saves(
+    plan: _TaskPlan,
+    record: _Record,
+    actions: list[tuple[float, str, bool]],
+    edit_times: list[float],
+    texts: list[str],
+    code_at: Callable[[float], str],
+    final: str,
+) -> list[tuple[float, str, str]]:
+    """(time, source, code) of every save: two autosaves, one before every run and check, and
+    the final save (the submission, or what the page saved before the participant went)."""
+    saves: list[tuple[float, str, str]] = []
+    if len(edit_times) >= 6:
+        for k in (len(edit_times) // 3, 2 * len(edit_times) // 3):
+            saves.append((edit_times[k] + 1.5, "autosave", texts[k]))
+    for t, kind, _ok in actions:
+        saves.append((t, kind, code_at(t)))
+    if record.submitted and record.end is not None:
+        saves.append((record.end, "submit", final))
+    elif edit_times:
+        saves.append((min(plan.end, edit_times[-1] + 2.0), "beacon", final))
+    saves.sort(key=lambda s: s[0])
+    return saves
+
+
 class _Builder:
     """Builds the rows of one participant after the other into a :class:`_Rows`. Without
     ``telemetry``: no events, code versions, runs or assistant turns (task states, stage
@@ -284,7 +416,8 @@ class _Builder:
         plan: _TaskPlan,
         n_edits: int,
     ) -> str:
-        """Edits, saves, runs, checks and assistant turns on one task; returns the final code."""
+        """Edits, saves, runs, checks and assistant turns on one task; returns the final code.
+        The steps draw from ``rand`` in a fixed order: the same seed, the same data."""
         task, stage = plan.task, record.stage.row
         folder = task.folder
         log.client(
@@ -310,24 +443,50 @@ class _Builder:
             k = bisect.bisect_right(edit_times, t)
             return texts[k - 1] if k else task.starter
 
-        # Saves: two autosaves, one before every run and check, and the final save (the
-        # submission, or what the page saved before the participant went).
-        saves: list[tuple[float, str, str]] = []  # time, source, code
-        if len(edit_times) >= 6:
-            for k in (len(edit_times) // 3, 2 * len(edit_times) // 3):
-                saves.append((edit_times[k] + 1.5, "autosave", texts[k]))
-        actions: list[tuple[float, str, bool]] = [(t, "run", False) for t in plan.runs]
-        actions += [(t, "check", False) for t in plan.failed_checks]
-        if plan.passed is not None:
-            actions.append((plan.passed, "check", True))
-        for t, kind, _ok in actions:
-            saves.append((t, kind, code_at(t)))
+        actions = _actions(plan)
         final = texts[-1] if texts else task.starter
+        saves = _saves(plan, record, actions, edit_times, texts, code_at, final)
+        version_at, version_before = self._store_saves(log, pid, stage, folder, saves, state)
+        self._edit_events(
+            log, stage, folder, task.starter, edit_times, changes, texts, version_before
+        )
+        for j in range(plan.periodic):
+            t = plan.start + (j + 1) * plan.length / (plan.periodic + 1)
+            log.client(
+                t,
+                stage,
+                "snapshot",
+                _snapshot_payload(folder, code_at(t), version_before(t), "periodic"),
+            )
+        runs = checks = 0
+        for t, kind, ok in sorted(actions):
+            code = code_at(t)
+            if kind == "run":
+                runs += 1
+            else:
+                checks += 1
+            self.code_run(rand, log, pid, stage, task, t, kind, ok, code, version_at[t])
+        state.runs, state.checks = runs, checks
+        self._attention_events(rand, log, stage, folder, plan)
+        if plan.paste is not None:
+            self.paste(log, stage, folder, plan.paste, task.snippet, where="instructions")
+        for n, (t, pool_index, failed) in enumerate(plan.turns):
+            self.assistant_turn(rand, log, pid, stage, task, t, pool_index, failed, n, code_at(t))
         if record.submitted and record.end is not None:
-            saves.append((record.end, "submit", final))
-        elif edit_times:
-            saves.append((min(plan.end, edit_times[-1] + 2.0), "beacon", final))
-        saves.sort(key=lambda s: s[0])
+            log.server(record.end, stage, "task_submitted", {"task": folder})
+        return final
+
+    def _store_saves(
+        self,
+        log: _Log,
+        pid: str,
+        stage: Stage,
+        folder: str,
+        saves: list[tuple[float, str, str]],
+        state: TaskState,
+    ) -> tuple[dict[float, int], Callable[[float], int]]:
+        """A snapshot row for every save that changed the code; returns the version at each
+        save time and the version saved before any time."""
         version, saved_code = 0, None
         version_at: dict[float, int] = {}
         save_times: list[float] = []
@@ -359,8 +518,21 @@ class _Builder:
             k = bisect.bisect_right(save_times, t)
             return save_versions[k - 1] if k else 0
 
+        return version_at, version_before
+
+    def _edit_events(
+        self,
+        log: _Log,
+        stage: Stage,
+        folder: str,
+        starter: str,
+        edit_times: list[float],
+        changes: list[tuple[int, int, str]],
+        texts: list[str],
+        version_before: Callable[[float], int],
+    ) -> None:
         for n, (t, change) in enumerate(zip(edit_times, changes, strict=True)):
-            before = texts[n - 1] if n else task.starter
+            before = texts[n - 1] if n else starter
             start, end, text = change
             log.client(
                 t,
@@ -376,24 +548,11 @@ class _Builder:
                     "user_events": ["input.type"] if text else ["delete.backward"],
                 },
             )
-        for j in range(plan.periodic):
-            t = plan.start + (j + 1) * plan.length / (plan.periodic + 1)
-            log.client(
-                t,
-                stage,
-                "snapshot",
-                _snapshot_payload(folder, code_at(t), version_before(t), "periodic"),
-            )
-        runs = checks = 0
-        for t, kind, ok in sorted(actions):
-            code = code_at(t)
-            if kind == "run":
-                runs += 1
-            else:
-                checks += 1
-            self.code_run(rand, log, pid, stage, task, t, kind, ok, code, version_at[t])
-        state.runs, state.checks = runs, checks
-        # Focus, switching away, idling, pasting.
+
+    def _attention_events(
+        self, rand: random.Random, log: _Log, stage: Stage, folder: str, plan: _TaskPlan
+    ) -> None:
+        """Focus, switching away, hiding the page, idling."""
         log.client(
             plan.start + 1 + rand.random() * 3, stage, "focus", {"scope": "editor", "task": folder}
         )
@@ -414,13 +573,6 @@ class _Builder:
                 "idle",
                 {"seconds": seconds, "since": self.dt(plan.idle - seconds).isoformat()},
             )
-        if plan.paste is not None:
-            self.paste(log, stage, folder, plan.paste, task.snippet, where="instructions")
-        for n, (t, pool_index, failed) in enumerate(plan.turns):
-            self.assistant_turn(rand, log, pid, stage, task, t, pool_index, failed, n, code_at(t))
-        if record.submitted and record.end is not None:
-            log.server(record.end, stage, "task_submitted", {"task": folder})
-        return final
 
     def edits(
         self, rand: random.Random, plan: _TaskPlan, n_edits: int
@@ -491,55 +643,11 @@ class _Builder:
         total = len(task.test_names)
         sha = task.sha(code)
         if kind == "run":
-            error = rand.random() < 0.25
-            exc = rand.choice(["NameError", "TypeError", "AttributeError", "RuntimeError"])
-            status = "error" if error else "ok"
-            run = CodeRun(
-                participant_id=pid,
-                stage=stage,
-                task=task.folder,
-                kind=kind,
-                code_sha256=sha,
-                snapshot_version=version,
-                stdout="" if error else "done\n",
-                stderr=(
-                    "Traceback (most recent call last):\n"
-                    f'  File "main.py", line {5 + rand.randrange(20)}, in <module>\n'
-                    f"{exc}: synthetic error\n"
-                )
-                if error
-                else "",
-                exit_code=1 if error else 0,
-                duration_ms=150 + int(rand.random() * 1500),
-                status=status,
-                exception_type=exc if error else "",
-                sandbox=SANDBOX,
-            )
+            run = _program_run(rand, pid, stage, task.folder, sha, version)
             payload_extra: dict[str, Any] = {"tests_passed": None, "tests_total": None}
         else:
-            passed = total if ok else rand.randrange(total)
-            flags = [True] * passed + [False] * (total - passed)
-            rand.shuffle(flags)
-            results = [
-                {"name": name, "passed": flag, "message": "" if flag else "not yet"}
-                for name, flag in zip(task.test_names, flags, strict=True)
-            ]
-            run = CodeRun(
-                participant_id=pid,
-                stage=stage,
-                task=task.folder,
-                kind=kind,
-                code_sha256=sha,
-                snapshot_version=version,
-                exit_code=0,
-                duration_ms=300 + int(rand.random() * 2000),
-                status="ok",
-                sandbox=SANDBOX,
-                tests_passed=passed,
-                tests_total=total,
-                test_results=results,
-            )
-            payload_extra = {"tests_passed": passed, "tests_total": total}
+            run = _check_run(rand, pid, stage, task, ok, sha, version)
+            payload_extra = {"tests_passed": run.tests_passed, "tests_total": total}
         # Stored when the sandbox is done; a first pass counts from the start (as code_run).
         run.created_at = self.dt(t + run.duration_ms / 1000)
         self.rows.runs.append(run)
@@ -663,31 +771,8 @@ class _Builder:
         log.client(
             t - 15 - 30 * rand.random(), stage, "focus", {"scope": "assistant", "task": task.folder}
         )
-        request = {
-            "task": task.folder,
-            "turn": None,
-            "question": question,
-            "provider": turn.provider,
-            "model": turn.model,
-            "context": context,
-            "code_sha256": turn.code_sha256,
-        }
+        request, response = _turn_payloads(turn, task.folder, context, blocks)
         done = t + latency / 1000
-        response: dict[str, Any] = {
-            "task": task.folder,
-            "turn": None,
-            "status": str(turn.status),
-            "reply": turn.reply,
-            "code_blocks": [hashlib.sha256(b.encode()).hexdigest() for b in blocks]
-            if not failed
-            else [],
-            "latency_ms": latency,
-            "input_tokens": turn.input_tokens,
-        }
-        if not failed:
-            response.update(output_tokens=output_tokens, stop_reason="end_turn", model=turn.model)
-        else:
-            response.update(error_kind=turn.error_kind, error_message=turn.error_message)
         self.rows.fixups.append((request, "turn", turn))
         self.rows.fixups.append((response, "turn", turn))
         log.server(t, stage, "assistant_request", request)
