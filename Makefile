@@ -52,6 +52,7 @@ lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(PY) tools/shape.py --check
 
 typecheck: setup-dev
 	$(VENV)/bin/mypy skilltrial trials quizzes analysis api
