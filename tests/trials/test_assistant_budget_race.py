@@ -15,8 +15,6 @@ SQLite serialises every writer on one file lock: PostgreSQL only.
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
 import shutil
 import time
 from pathlib import Path
@@ -24,11 +22,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connections
-from django.db.models.query import QuerySet
 
-from tests import spawned
 from tests.conftest import ELIGIBLE_ANSWERS
+from tests.processes import run_in_processes, switch_locks_off
 from trials.definition import load_trial_dir
 from trials.event_types import EventName
 from trials.models import AssistantTurn, Event, Participant, Trial
@@ -55,8 +51,6 @@ SAMPLE = Path(settings.BASE_DIR) / "studies" / "trio-skill-formation"
 TASK = "tasks/concurrent_greetings"
 BUDGET = 3
 ASKS = 8
-# Far above what the work takes; only there so a hung child fails the test.
-TIMEOUT = 60.0
 # How long each worker holds still between counting the turns and storing its own: long
 # enough that, without the lock, every request has counted before any has inserted.
 WIDEN_SECONDS = 0.3
@@ -103,7 +97,7 @@ def _ask_worker(job: tuple[str, bool], barrier: Any) -> str:
 
     assistant._over_budget = slow_count  # type: ignore[assignment]
     if locks_off:
-        QuerySet.select_for_update = lambda self, *a, **k: self  # type: ignore[method-assign]
+        switch_locks_off()
     participant = Participant.objects.select_related("trial", "current_stage").get(
         pk=participant_id
     )
@@ -122,31 +116,7 @@ def _ask_worker(job: tuple[str, bool], barrier: Any) -> str:
 
 
 def _race(participant: Participant, *, locks_off: bool) -> list[str]:
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(ASKS, timeout=TIMEOUT)
-    results = context.Queue()
-    db_name = connections["default"].settings_dict["NAME"]
-    payload = pickle.dumps((_ask_worker, (participant.pk, locks_off)))
-    processes = [
-        context.Process(target=spawned.run, args=(db_name, payload, barrier, results, index))
-        for index in range(ASKS)
-    ]
-    for process in processes:
-        process.start()
-    collected: list[tuple[bool, Any]] = []
-    try:
-        for _ in processes:
-            _, ok, outcome = results.get(timeout=TIMEOUT)
-            collected.append((ok, outcome))
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    crashes = [outcome for ok, outcome in collected if not ok]
-    assert not crashes, "a worker process failed:\n" + "\n".join(crashes)
-    return [outcome for _, outcome in collected]
+    return run_in_processes(_ask_worker, [(participant.pk, locks_off)] * ASKS)
 
 
 def test_concurrent_asks_get_exactly_the_message_budget(trial: Trial) -> None:

@@ -21,22 +21,18 @@ winner back at screening, then advanced it a second time); the POST race with 50
 
 from __future__ import annotations
 
-import multiprocessing
-import pickle
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 from django.db import connections
-from django.db.models.query import QuerySet
 from django.test import Client
 
-from tests import spawned
+from tests.processes import run_in_processes, switch_locks_off
 from trials import randomization
 from trials.definition import load_trial_dir
 from trials.models import Allocation, Participant, Trial
@@ -63,8 +59,6 @@ pytestmark = [
 SAMPLE_TRIAL = Path(__file__).resolve().parents[2] / "studies" / "trio-skill-formation"
 SLUG = "trio-skill-formation"
 PROCESSES = 8
-# Far above what the work takes (a few seconds); only there so a hung child fails the test.
-TIMEOUT = 60.0
 
 ELIGIBLE = {
     "python_years": "4+",
@@ -98,43 +92,6 @@ def _at_screening(trial: Trial, prolific_pid: str) -> Participant:
 
 
 # --- running work in several processes at once ----------------------------------------------
-
-
-Worker = Callable[[Any, Any], Any]
-
-
-def _run_in_processes(worker: Worker, jobs: list[Any]) -> list[Any]:
-    """Run ``worker(job, barrier)`` in one new process per job and return their results in
-    job order. Each worker prepares (loads rows, which opens its own connection), then waits on
-    the barrier, so the interesting part starts in every process at the same moment. The
-    processes are spawned, not forked (see tests/spawned.py)."""
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(len(jobs), timeout=TIMEOUT)
-    results = context.Queue()
-    db_name = connections["default"].settings_dict["NAME"]
-    processes = [
-        context.Process(
-            target=spawned.run,
-            args=(db_name, pickle.dumps((worker, job)), barrier, results, index),
-        )
-        for index, job in enumerate(jobs)
-    ]
-    for process in processes:
-        process.start()
-    collected: dict[int, tuple[bool, Any]] = {}
-    try:
-        for _ in processes:
-            index, ok, payload = results.get(timeout=TIMEOUT)
-            collected[index] = (ok, payload)
-    finally:
-        for process in processes:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join()
-    crashes = [payload for ok, payload in collected.values() if not ok]
-    assert not crashes, "a worker process failed:\n" + "\n".join(crashes)
-    return [collected[index][1] for index in range(len(jobs))]
 
 
 def _load(participant_ids: list[str]) -> list[Participant]:
@@ -251,7 +208,7 @@ def test_simultaneous_screenings_allocate_each_participant_once_on_schedule(
     work += [(f"inelig-{i}", _answers("4-6", eligible=False)) for i in range(24)]
     random.Random(20260101).shuffle(work)  # every process gets a mix of strata
 
-    outcomes = _run_in_processes(
+    outcomes = run_in_processes(
         _enter_then_screen_worker, [work[k::PROCESSES] for k in range(PROCESSES)]
     )
 
@@ -303,7 +260,7 @@ def test_one_participant_screened_by_racing_processes_is_allocated_once(trial: T
     raced = [(participant.pk, answers) for participant, answers in _raced_participants(trial)]
 
     # Every process screens every participant, in the same order: RACERS requests per person.
-    outcomes = _run_in_processes(_screen_worker, [raced] * RACERS)
+    outcomes = run_in_processes(_screen_worker, [raced] * RACERS)
 
     per_participant: dict[str, Counter[str]] = defaultdict(Counter)
     for chunk in outcomes:
@@ -326,7 +283,7 @@ def test_racing_screening_posts_all_redirect_to_the_next_stage(trial: Trial) -> 
         levels = list(STRATA_SIZES)
         signed.append((client.cookies[f"stp_{SLUG}"].value, _answers(levels[i % len(levels)])))
 
-    outcomes = _run_in_processes(_post_screening_worker, [signed] * RACERS)
+    outcomes = run_in_processes(_post_screening_worker, [signed] * RACERS)
 
     # The winner is redirected onwards; each loser hits StageConflict, which the view turns
     # into the same redirect: no 500, whoever wins.
@@ -351,7 +308,7 @@ def test_racing_direct_allocations_of_one_participant_return_the_same_arm(
         )
     ids = [participant.pk for participant, _ in participants]
 
-    outcomes = _run_in_processes(_allocate_worker, [ids] * RACERS)
+    outcomes = run_in_processes(_allocate_worker, [ids] * RACERS)
 
     per_participant: dict[str, set[str]] = defaultdict(set)
     for chunk in outcomes:
@@ -382,7 +339,7 @@ def _widened_allocate_worker(job: tuple[list[str], bool], barrier: Any) -> list[
 
     randomization.assign = slow_assign  # type: ignore[assignment]
     if locks_off:
-        QuerySet.select_for_update = lambda self, *a, **k: self  # type: ignore[method-assign]
+        switch_locks_off()
     return _allocate_worker(participant_ids, barrier)
 
 
@@ -417,7 +374,7 @@ def test_the_allocation_race_breaks_without_the_locks(trial: Trial, locks_off: b
     ids = _eligible_unallocated(trial, RACERS * 3)
     jobs = [(ids[k::RACERS], locks_off) for k in range(RACERS)]
 
-    outcomes = _run_in_processes(_widened_allocate_worker, jobs)
+    outcomes = run_in_processes(_widened_allocate_worker, jobs)
 
     if locks_off:
         assert not _sequence_invariant_holds(trial, outcomes), "the race did not happen"
