@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
+from tests.builders import ELIGIBLE
 from tests.fakes.llm_server import llm_server  # noqa: F401 - a fixture for every test
 from trials.definition import TrialDefinition, load_trial_dir
 from trials.models import Participant, Trial
@@ -14,15 +15,7 @@ from trials.services import trial_import, trial_launch
 
 SAMPLE_DIR = Path(settings.BASE_DIR) / "studies" / "trio-skill-formation"
 
-ELIGIBLE_ANSWERS: dict[str, Any] = {
-    "coding_years": "4-6",
-    "python_years": "4+",
-    "python_frequency": "daily",
-    "tried_ai_assistant": "yes",
-    "used_trio": "no",
-    "async_experience": "3",
-    "used_asyncio": "no",
-}
+ELIGIBLE_ANSWERS = ELIGIBLE  # one definition, in tests/builders.py
 
 
 @pytest.fixture(autouse=True)

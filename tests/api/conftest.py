@@ -5,7 +5,6 @@ was made the way production makes it."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -14,24 +13,16 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from analysis import synthetic
+from tests.builders import enroll
 from trials.models import Event, Participant, Trial
 from trials.roles import EXPERIMENTER, GRADER, STATISTICIAN
 from trials.services import (
-    participant_complete_stage,
     participant_consent,
     participant_enter,
     participant_screen,
 )
 from trials.services.events import event_log
 
-QUIZ_ANSWERS: dict[str, Any] = {
-    "nursery_exit": "b",
-    "start_soon_returns": "idk",
-    "never_awaited": "Calling save(record) only makes a coroutine; it needs await save(record).",
-    "async_await_facts": ["a", "c"],
-    "start_time": "3",
-    "attention": "c",
-}
 STAGES_AFTER_SCREENING = ("warmup", "main_tasks", "quiz", "post_survey")
 _numbers = itertools.count(1)
 
@@ -73,35 +64,6 @@ def grader() -> APIClient:
 @pytest.fixture
 def identifier_reader() -> APIClient:
     return token_client(make_user(STATISTICIAN, identifiers=True))
-
-
-def enroll(
-    trial: Trial,
-    answers: dict[str, Any],
-    *,
-    through: Iterable[str] = (),
-    external: bool = True,
-) -> Participant:
-    """A participant who consented and was screened in (so allocated), then finished the
-    stages in ``through``, in order."""
-    n = next(_numbers)
-    ids = (
-        {"PROLIFIC_PID": f"PID{n:06d}", "STUDY_ID": f"STUDY{n}", "SESSION_ID": f"SESS{n}"}
-        if external
-        else {}
-    )
-    participant = participant_enter(trial=trial, external_ids=ids)
-    participant = participant_consent(participant=participant, stage_key="consent", agreed=True)
-    participant = participant_screen(
-        participant=participant, stage_key="screening", answers=answers
-    )
-    for stage_key in through:
-        participant = participant_complete_stage(
-            participant=participant,
-            stage_key=stage_key,
-            answers=QUIZ_ANSWERS if stage_key == "quiz" else {},
-        )
-    return participant
 
 
 def client_event(participant: Participant, type_: str, **payload: Any) -> Event:

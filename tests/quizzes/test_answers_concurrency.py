@@ -18,7 +18,8 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from tests.trials.test_concurrency import SAMPLE_TRIAL, SLUG, _run_in_processes
+from tests.processes import run_in_processes
+from tests.trials.test_concurrency import SAMPLE_TRIAL, SLUG
 from trials.definition import load_trial_dir
 from trials.models import StageRecord, Trial
 from trials.services import trial_import, trial_launch
@@ -81,7 +82,7 @@ def test_racing_saves_on_one_revision_store_one_and_refuse_the_others(trial: Tri
     assert client.post(f"/t/{SLUG}/s/main_tasks/", {})["Location"] == f"/t/{SLUG}/s/quiz/"
     cookie = client.cookies[f"stp_{SLUG}"].value
 
-    by_tab = _run_in_processes(_save_worker, [(cookie, tab) for tab in range(TABS)])
+    by_tab = run_in_processes(_save_worker, [(cookie, tab) for tab in range(TABS)])
 
     for round_ in range(ROUNDS):
         outcomes = [tab[round_] for tab in by_tab]

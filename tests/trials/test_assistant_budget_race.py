@@ -15,7 +15,6 @@ SQLite serialises every writer on one file lock: PostgreSQL only.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -23,19 +22,12 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from tests.conftest import ELIGIBLE_ANSWERS
+from tests.builders import enroll_in_arm, launched_trial
 from tests.processes import run_in_processes, switch_locks_off
-from trials.definition import load_trial_dir
 from trials.event_types import EventName
 from trials.models import AssistantTurn, Event, Participant, Trial
 from trials.services import (
     assistant,
-    participant_complete_stage,
-    participant_consent,
-    participant_enter,
-    participant_screen,
-    trial_import,
-    trial_launch,
 )
 
 pytestmark = [
@@ -59,30 +51,20 @@ WIDEN_SECONDS = 0.3
 @pytest.fixture
 def trial(transactional_db: None, tmp_path: Path) -> Trial:
     # transactional_db: every write is committed, so the child processes see it.
-    folder = tmp_path / "trial"
-    shutil.copytree(SAMPLE, folder)
-    toml = folder / "trial.toml"
-    text = toml.read_text()
-    start = text.index("[arms.assistant]")
-    end = text.index("[[arms]]", start)
-    table = f'[arms.assistant]\nprovider = "scripted"\n\n[arms.budget]\nmessages = {BUDGET}\n\n'
-    toml.write_text(text[:start] + table + text[end:])
-    return trial_launch(trial=trial_import(definition=load_trial_dir(folder)).trial)
+    def budget(folder: Path) -> None:
+        toml = folder / "trial.toml"
+        text = toml.read_text()
+        start = text.index("[arms.assistant]")
+        end = text.index("[[arms]]", start)
+        table = f'[arms.assistant]\nprovider = "scripted"\n\n[arms.budget]\nmessages = {BUDGET}\n\n'
+        toml.write_text(text[:start] + table + text[end:])
+
+    return launched_trial(tmp_path, edit=budget)
 
 
 def _assistant_participant(trial: Trial) -> Participant:
-    """A participant of the assistant arm at the coding stage (enrolling until one is)."""
-    for n in range(16):
-        participant = participant_enter(trial=trial, external_ids={"PROLIFIC_PID": f"race-{n}"})
-        participant = participant_consent(participant=participant, stage_key="consent", agreed=True)
-        participant = participant_screen(
-            participant=participant, stage_key="screening", answers=dict(ELIGIBLE_ANSWERS)
-        )
-        if participant.allocation.arm.key == "ai":
-            return participant_complete_stage(
-                participant=participant, stage_key="warmup", answers={}
-            )
-    raise AssertionError("a block holds both arms")
+    """A participant of the assistant arm at the coding stage."""
+    return enroll_in_arm(trial, "ai", through=("warmup",))
 
 
 def _ask_worker(job: tuple[str, bool], barrier: Any) -> str:

@@ -15,7 +15,6 @@ SQLite serialises every writer on one file lock: PostgreSQL only.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -24,18 +23,11 @@ import pytest
 from django.conf import settings
 from django.db.models.query import QuerySet
 
-from tests.conftest import ELIGIBLE_ANSWERS
+from tests.builders import enroll, launched_trial
 from tests.processes import run_in_processes, switch_locks_off
-from trials.definition import load_trial_dir
-from trials.models import CodeSnapshot, Participant, TaskState, Trial
+from trials.models import CodeSnapshot, Participant, TaskState
 from trials.services import (
     coding,
-    participant_complete_stage,
-    participant_consent,
-    participant_enter,
-    participant_screen,
-    trial_import,
-    trial_launch,
 )
 
 pytestmark = [
@@ -58,15 +50,7 @@ WIDEN_SECONDS = 0.2
 @pytest.fixture
 def participant(transactional_db: None, tmp_path: Path) -> Participant:
     # transactional_db: every write is committed, so the child processes see it.
-    folder = tmp_path / "trial"
-    shutil.copytree(SAMPLE, folder)
-    trial: Trial = trial_launch(trial=trial_import(definition=load_trial_dir(folder)).trial)
-    person = participant_enter(trial=trial, external_ids={"PROLIFIC_PID": "saver"})
-    person = participant_consent(participant=person, stage_key="consent", agreed=True)
-    person = participant_screen(
-        participant=person, stage_key="screening", answers=dict(ELIGIBLE_ANSWERS)
-    )
-    person = participant_complete_stage(participant=person, stage_key="warmup", answers={})
+    person = enroll(launched_trial(), pid="saver", through=("warmup",))
     stage, task = coding.coding_task(participant=person, stage_key=STAGE, task_folder=TASK)
     first = coding.code_save(
         participant=person, stage=stage, task=task, code="v1\n", base_version=None, source="load"

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from analysis.consort import consort_table
 from analysis.datasets import analysis_input, dataset_columns, dataset_frame
-from tests.trials.test_concurrency import _run_in_processes
+from tests.processes import run_in_processes
 from trials import services
 from trials.definition import DefinitionInvalid, load_trial_dir
 from trials.identity import (
@@ -643,7 +643,7 @@ def race_trial(transactional_db: None, sample_definition: Any) -> Trial:
 @needs_postgres
 def test_simultaneous_first_visits_with_one_id_make_one_participant(race_trial):
     pids = [f"race-{i}" for i in range(10)]
-    outcomes = _run_in_processes(_enter_worker, [pids] * PROCESSES)
+    outcomes = run_in_processes(_enter_worker, [pids] * PROCESSES)
     per_pid: dict[str, Counter[tuple[int, str]]] = {pid: Counter() for pid in pids}
     for chunk in outcomes:
         for pid, status, location in chunk:
@@ -661,7 +661,7 @@ def test_parallel_guesses_cannot_exceed_the_attempt_limit(race_trial):
     participant = services.participant_enter(
         trial=race_trial, external_ids={"PROLIFIC_PID": "target"}
     )
-    statuses = _run_in_processes(_guess_worker, [("target", 3)] * PROCESSES)
+    statuses = run_in_processes(_guess_worker, [("target", 3)] * PROCESSES)
     seen = Counter(status for chunk in statuses for status in chunk)
     assert seen == {
         400: services.RESUME_MAX_FAILURES,
