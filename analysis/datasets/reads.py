@@ -27,6 +27,7 @@ from trials.models import (
     Arm,
     AssistantTurn,
     CodeRun,
+    CodeSnapshot,
     Event,
     Participant,
     Stage,
@@ -443,3 +444,20 @@ def data_state(trial: Trial) -> dict[str, Any]:
     """Cheap aggregates over everything the trial's analysis reads (see analysis.cache)."""
     now = timezone.now()
     return _trial_state(trial) | _progress_state(trial, now) | _grading_state(trial)
+
+
+def synthetic_counts(trial: Trial) -> tuple[int, int]:
+    """(synthetic participants, all participants) of the trial."""
+    participants = Participant.objects.filter(trial=trial)
+    return participants.filter(is_synthetic=True).count(), participants.count()
+
+
+def code_snapshot_count(trial: Trial) -> int:
+    return CodeSnapshot.objects.filter(participant__trial=trial).count()
+
+
+def code_snapshots(trial: Trial, chunk_size: int) -> Iterator[str]:
+    """Every stored version of every participant's code, in the order stored."""
+    codes = CodeSnapshot.objects.filter(participant__trial=trial).order_by("id")
+    rows: Iterator[str] = codes.values_list("code", flat=True).iterator(chunk_size=chunk_size)
+    return rows

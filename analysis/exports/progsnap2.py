@@ -59,7 +59,7 @@ from typing import IO, Any
 
 import pandas as pd
 
-from analysis.datasets import Column
+from analysis.datasets import Column, reads
 from analysis.exports.cells import csv_encode, iso_cells, neutralise
 from analysis.exports.csv import csv_chunks
 from analysis.exports.writer import (
@@ -72,7 +72,7 @@ from analysis.exports.writer import (
     dataset_chunks,
 )
 from trials.event_types import CLIENT_TYPES, SERVER_TYPES, EventName, server_only
-from trials.models import CodeSnapshot, Trial
+from trials.models import Trial
 
 SPEC_VERSION = "6"
 MAIN_TABLE = "MainTable"
@@ -494,7 +494,7 @@ def readme_markdown(trial: Trial) -> str:
 
 
 def code_snapshot_count(trial: Trial) -> int:
-    return CodeSnapshot.objects.filter(participant__trial=trial).count()
+    return reads.code_snapshot_count(trial)
 
 
 def code_state_id(code: str) -> str:
@@ -530,13 +530,8 @@ class CodeStates:
 
     def add_snapshots(self, trial: Trial, on_rows: RowCounter) -> None:
         """Every stored version of every participant's code (what runs and checks ran)."""
-        codes = (
-            CodeSnapshot.objects.filter(participant__trial=trial)
-            .order_by("id")
-            .values_list("code", flat=True)
-        )
         pending = 0
-        for code in codes.iterator(chunk_size=2000):
+        for code in reads.code_snapshots(trial, 2000):
             self.add(code)
             pending += 1
             if pending == CHUNK_ROWS:

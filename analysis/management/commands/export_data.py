@@ -47,10 +47,7 @@ class Command(BaseCommand):
         try:
             trial = trial_for_export(slug, options["trial_version"])
         except Trial.DoesNotExist as exc:
-            version = options["trial_version"]
-            known = ", ".join(sorted(set(Trial.objects.values_list("slug", flat=True)))) or "none"
-            which = f"'{slug}' version {version}" if version is not None else f"'{slug}'"
-            raise CommandError(f"no trial {which} (trials: {known})") from exc
+            raise CommandError(str(exc)) from None
         out = Path(options["out"])
         _check_out_dir(out)
         if options["identified"]:
