@@ -12,10 +12,23 @@ import pickle
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from django.conf import settings
 from django.db import connections
 from django.db.models.query import QuerySet
 
 from tests import spawned
+
+# The marks of every race test: SQLite serialises every writer on one file lock, so a race
+# cannot happen there.
+POSTGRES_ONLY = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="concurrency tests need PostgreSQL (set DATABASE_URL=postgres://...); SQLite "
+        "serialises all writers, so a race cannot happen there",
+    ),
+]
 
 # Far above what the work takes; only there so a hung child fails the test.
 TIMEOUT = 60.0

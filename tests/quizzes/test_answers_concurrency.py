@@ -14,36 +14,21 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from tests.processes import run_in_processes
+from tests.builders import ELIGIBLE
+from tests.processes import POSTGRES_ONLY, run_in_processes
 from tests.trials.test_concurrency import SAMPLE_TRIAL, SLUG
 from trials.definition import load_trial_dir
 from trials.models import StageRecord, Trial
 from trials.services import trial_import, trial_launch
 from trials.services.answers import revision_of
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="concurrency tests need PostgreSQL (set DATABASE_URL=postgres://...)",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 TABS = 4
 ROUNDS = 15
-ELIGIBLE = {
-    "coding_years": "4-6",
-    "python_years": "4+",
-    "python_frequency": "daily",
-    "tried_ai_assistant": "yes",
-    "used_trio": "no",
-    "async_experience": "3",
-    "used_asyncio": "no",
-}
 
 
 @pytest.fixture

@@ -23,21 +23,14 @@ import pytest
 from django.conf import settings
 
 from tests.builders import enroll_in_arm, launched_trial
-from tests.processes import run_in_processes, switch_locks_off
+from tests.processes import POSTGRES_ONLY, run_in_processes, switch_locks_off
 from trials.event_types import EventName
 from trials.models import AssistantTurn, Event, Participant, Trial
 from trials.services import (
     assistant,
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="concurrency tests need PostgreSQL (set DATABASE_URL=postgres://...); SQLite "
-        "serialises all writers, so a race cannot happen there",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 SAMPLE = Path(settings.BASE_DIR) / "studies" / "trio-skill-formation"
 TASK = "tasks/concurrent_greetings"

@@ -24,20 +24,13 @@ from django.conf import settings
 from django.db.models.query import QuerySet
 
 from tests.builders import enroll, launched_trial
-from tests.processes import run_in_processes, switch_locks_off
+from tests.processes import POSTGRES_ONLY, run_in_processes, switch_locks_off
 from trials.models import CodeSnapshot, Participant, TaskState
 from trials.services import (
     coding,
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="concurrency tests need PostgreSQL (set DATABASE_URL=postgres://...); SQLite "
-        "serialises all writers, so a race cannot happen there",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 SAMPLE = Path(settings.BASE_DIR) / "studies" / "trio-skill-formation"
 STAGE = "main_tasks"

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connections
 from django.test import Client
 
-from tests.processes import run_in_processes, switch_locks_off
+from tests.builders import ELIGIBLE
+from tests.processes import POSTGRES_ONLY, run_in_processes, switch_locks_off
 from trials import randomization
 from trials.definition import load_trial_dir
 from trials.models import Allocation, Participant, Trial
@@ -47,27 +47,12 @@ from trials.services import (
     trial_launch,
 )
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
-        reason="concurrency tests need PostgreSQL (set DATABASE_URL=postgres://...); SQLite "
-        "serialises all writers, so a race cannot happen there",
-    ),
-]
+pytestmark = POSTGRES_ONLY
 
 SAMPLE_TRIAL = Path(__file__).resolve().parents[2] / "studies" / "trio-skill-formation"
 SLUG = "trio-skill-formation"
 PROCESSES = 8
 
-ELIGIBLE = {
-    "python_years": "4+",
-    "python_frequency": "daily",
-    "tried_ai_assistant": "yes",
-    "used_trio": "no",
-    "async_experience": "3",
-    "used_asyncio": "no",
-}
 # Uneven on purpose, so strata end in the middle of a block at different points.
 STRATA_SIZES = {"1-3": 96, "4-6": 84, "7+": 60}
 
