@@ -71,7 +71,7 @@ _default_db = f"sqlite:///{VAR_DIR / 'skilltrial.sqlite3'}"
 DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", _default_db) or _default_db,
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 0),
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -87,6 +87,17 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options", "-c cursor_tuple_fraction=1.0"
     )
+    # A pool of connections per server process (psycopg_pool), shared by its request threads.
+    # Under ASGI every request runs its synchronous code in a thread of its own, so a
+    # persistent connection (DB_CONN_MAX_AGE) would die with that thread; the pool keeps them.
+    # DB_POOL_SIZE=0 turns it off (then DB_CONN_MAX_AGE applies, default 60 s).
+    if (pool_size := env_int("DB_POOL_SIZE", 8)) > 0:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses both at once
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(2, pool_size),
+            "max_size": pool_size,
+            "timeout": env_int("DB_POOL_TIMEOUT", 20),
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
