@@ -5,16 +5,19 @@ is decided here from the database, every time. Malformed input gets a 400 naming
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
+from skilltrial.waiting import in_waiting_thread, iterate_in_thread, release_connection
 from trials.models import Participant, Trial
 from trials.participant_session import participant_from_cookie
 from trials.selectors import live_trial
@@ -22,6 +25,9 @@ from trials.services import StageConflict, TrialError, assistant, coding, events
 from trials.services.answers import AnswersChanged, answers_autosave
 
 Handler = Callable[[HttpRequest, Trial, Participant, dict[str, Any]], HttpResponseBase]
+AsyncHandler = Callable[
+    [HttpRequest, Trial, Participant, dict[str, Any]], Awaitable[HttpResponseBase]
+]
 
 
 class BadRequest(Exception):
@@ -49,36 +55,77 @@ def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = True
     return value
 
 
+def _caller(request: HttpRequest, slug: str) -> tuple[Trial, Participant] | JsonResponse:
+    trial = live_trial(slug)
+    if trial is None:
+        return JsonResponse({"error": "not_open", "message": "This study is not open."}, status=404)
+    participant = participant_from_cookie(request, trial)
+    if participant is None:
+        return JsonResponse(
+            {"error": "no_participant", "message": "Please reopen the study link."}, status=403
+        )
+    return trial, participant
+
+
+def _refusal(exc: Exception, trial: Trial, participant: Participant) -> JsonResponse | None:
+    """The answer to an expected refusal, None for anything else (a real error)."""
+    if isinstance(exc, BadRequest):
+        return JsonResponse({"error": "bad_request", "message": str(exc)}, status=400)
+    if isinstance(exc, coding.SaveConflict):
+        return JsonResponse(
+            {"error": "conflict", "version": exc.version, "code": exc.code}, status=409
+        )
+    if isinstance(exc, StageConflict):
+        participant.refresh_from_db()
+        return JsonResponse(
+            {"error": "stage_over", "redirect": reverse("trials:entry", args=[trial.slug])},
+            status=409,
+        )
+    if isinstance(exc, TrialError):
+        return JsonResponse({"error": "refused", "message": str(exc)}, status=400)
+    return None
+
+
 def participant_endpoint(view: Handler) -> Callable[..., HttpResponseBase]:
     @require_POST
     @wraps(view)
     def wrapped(request: HttpRequest, slug: str) -> HttpResponseBase:
-        trial = live_trial(slug)
-        if trial is None:
-            return JsonResponse(
-                {"error": "not_open", "message": "This study is not open."}, status=404
-            )
-        participant = participant_from_cookie(request, trial)
-        if participant is None:
-            return JsonResponse(
-                {"error": "no_participant", "message": "Please reopen the study link."}, status=403
-            )
+        found = _caller(request, slug)
+        if isinstance(found, JsonResponse):
+            return found
+        trial, participant = found
         try:
             return view(request, trial, participant, _body(request))
-        except BadRequest as exc:
-            return JsonResponse({"error": "bad_request", "message": str(exc)}, status=400)
-        except coding.SaveConflict as exc:
-            return JsonResponse(
-                {"error": "conflict", "version": exc.version, "code": exc.code}, status=409
-            )
-        except StageConflict:
-            participant.refresh_from_db()
-            return JsonResponse(
-                {"error": "stage_over", "redirect": reverse("trials:entry", args=[trial.slug])},
-                status=409,
-            )
-        except TrialError as exc:
-            return JsonResponse({"error": "refused", "message": str(exc)}, status=400)
+        except (BadRequest, TrialError) as exc:
+            response = _refusal(exc, trial, participant)
+            if response is None:
+                raise
+            return response
+
+    return wrapped
+
+
+def waiting_endpoint(
+    view: AsyncHandler,
+) -> Callable[..., Coroutine[Any, Any, HttpResponseBase]]:
+    """An endpoint that waits (a sandbox slot, a program, an LLM): an async view, so that under
+    the ASGI server the wait holds no worker (skilltrial/waiting.py). Its database steps run
+    with ``sync_to_async``; the same checks and refusals as ``participant_endpoint``."""
+
+    @require_POST
+    @wraps(view)
+    async def wrapped(request: HttpRequest, slug: str) -> HttpResponseBase:
+        found = await sync_to_async(_caller)(request, slug)
+        if isinstance(found, JsonResponse):
+            return found
+        trial, participant = found
+        try:
+            return await view(request, trial, participant, _body(request))
+        except (BadRequest, TrialError) as exc:
+            response = await sync_to_async(_refusal)(exc, trial, participant)
+            if response is None:
+                raise
+            return response
 
     return wrapped
 
@@ -109,54 +156,62 @@ def save(
     return JsonResponse({"version": snapshot.version})
 
 
-def _run(kind: str) -> Handler:
-    def view(
+def _begin_run(participant: Participant, body: dict[str, Any], kind: str) -> coding.PendingRun:
+    stage, task = coding.coding_task(
+        participant=participant,
+        stage_key=_field(body, "stage", str),
+        task_folder=_field(body, "task", str),
+    )
+    pending = coding.code_run_begin(
+        participant=participant, stage=stage, task=task, code=_field(body, "code", str), kind=kind
+    )
+    release_connection()  # the wait for the sandbox holds no database connection
+    return pending
+
+
+def _run_answer(kind: str, outcome: coding.RunOutcome) -> JsonResponse:
+    run = outcome.run
+    if run.status == "busy":
+        return JsonResponse({"error": "busy", "message": outcome.message}, status=503)
+    data: dict[str, Any] = {
+        "status": run.status,
+        "message": outcome.message,
+        "exit_code": run.exit_code,
+        "duration_ms": run.duration_ms,
+        "timed_out": run.status == "timeout",
+        "version": run.snapshot_version,
+    }
+    if kind == "run":
+        data.update(stdout=run.stdout, stderr=run.stderr, truncated=run.output_truncated)
+    else:
+        passed = sum(1 for t in outcome.tests if t["passed"])
+        data.update(
+            tests=outcome.tests,
+            passed=passed,
+            total=len(outcome.tests),
+            all_passed=bool(outcome.tests) and passed == len(outcome.tests),
+            first_pass=outcome.first_pass,
+            # Errors that stopped the tests from running (syntax errors, time-outs) are shown;
+            # what the tests printed is not.
+            stderr=run.stderr if not outcome.tests else "",
+        )
+    return JsonResponse(data)
+
+
+def _run(kind: str) -> AsyncHandler:
+    async def view(
         request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
     ) -> HttpResponse:
-        stage, task = coding.coding_task(
-            participant=participant,
-            stage_key=_field(body, "stage", str),
-            task_folder=_field(body, "task", str),
-        )
-        outcome = coding.code_run(
-            participant=participant,
-            stage=stage,
-            task=task,
-            code=_field(body, "code", str),
-            kind=kind,
-        )
-        run = outcome.run
-        if run.status == "busy":
-            return JsonResponse({"error": "busy", "message": outcome.message}, status=503)
-        data: dict[str, Any] = {
-            "status": run.status,
-            "message": outcome.message,
-            "exit_code": run.exit_code,
-            "duration_ms": run.duration_ms,
-            "timed_out": run.status == "timeout",
-            "version": run.snapshot_version,
-        }
-        if kind == "run":
-            data.update(stdout=run.stdout, stderr=run.stderr, truncated=run.output_truncated)
-        else:
-            passed = sum(1 for t in outcome.tests if t["passed"])
-            data.update(
-                tests=outcome.tests,
-                passed=passed,
-                total=len(outcome.tests),
-                all_passed=bool(outcome.tests) and passed == len(outcome.tests),
-                first_pass=outcome.first_pass,
-                # Errors that stopped the tests from running (syntax errors, time-outs) are shown;
-                # what the tests printed is not.
-                stderr=run.stderr if not outcome.tests else "",
-            )
-        return JsonResponse(data)
+        pending = await sync_to_async(_begin_run)(participant, body, kind)
+        ran = await in_waiting_thread(coding.code_run_sandbox, pending)
+        outcome = await sync_to_async(coding.code_run_finish)(pending, ran)
+        return _run_answer(kind, outcome)
 
     return view
 
 
-run = participant_endpoint(_run("run"))
-check = participant_endpoint(_run("check"))
+run = waiting_endpoint(_run("run"))
+check = waiting_endpoint(_run("check"))
 
 
 @participant_endpoint
@@ -221,12 +276,9 @@ def _sse(messages: Generator[dict[str, Any], None, None]) -> Iterator[bytes]:
         messages.close()
 
 
-@participant_endpoint
-def ask_assistant(
-    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
-) -> HttpResponseBase:
-    """Stream the assistant's reply as server-sent events. Refused (and logged) unless the
-    participant's arm has the assistant and the current stage allows it."""
+def _begin_question(
+    participant: Participant, body: dict[str, Any]
+) -> assistant.Exchange | JsonResponse:
     code = body.get("code", "")
     try:
         exchange = assistant.assistant_begin(
@@ -238,10 +290,27 @@ def ask_assistant(
         )
     except assistant.AssistantRefused as exc:
         return JsonResponse({"error": exc.reason, "message": str(exc)}, status=exc.status)
-    response = StreamingHttpResponse(
-        _sse(assistant.assistant_stream(participant=participant, exchange=exchange)),
-        content_type="text/event-stream",
-    )
+    release_connection()  # the stream records the turn on a connection of its own
+    return exchange
+
+
+@waiting_endpoint
+async def ask_assistant(
+    request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
+) -> HttpResponseBase:
+    """Stream the assistant's reply as server-sent events. Refused (and logged) unless the
+    participant's arm has the assistant and the current stage allows it. Under ASGI the reply
+    is read from the model in a waiting thread and streamed by the event loop; under WSGI
+    (the demo's runserver, the test client) the worker's thread streams it."""
+    exchange = await sync_to_async(_begin_question)(participant, body)
+    if isinstance(exchange, JsonResponse):
+        return exchange
+
+    def messages() -> Iterator[bytes]:
+        return _sse(assistant.assistant_stream(participant=participant, exchange=exchange))
+
+    content = iterate_in_thread(messages) if isinstance(request, ASGIRequest) else messages()
+    response = StreamingHttpResponse(content, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response

@@ -48,8 +48,12 @@ def _default_lock_dir() -> str:
     return os.path.join(_default_state_dir(), "slots")
 
 
-def _default_concurrency() -> int:
+def _cpus() -> int:
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def _default_concurrency() -> int:
+    return 4 * _cpus()
 
 
 def _find_bwrap() -> str | None:
@@ -65,7 +69,16 @@ class RunnerConfig:
     packages: tuple[str, ...] = ("trio",)
     """Distributions participant code may import (their dependencies come along)."""
     max_concurrent: int = field(default_factory=_default_concurrency)
-    """Runs at once on this machine, across all server processes (default: usable CPUs)."""
+    """Runs at once on this machine, across all server processes (default: 4 per usable CPU;
+    ``RUNNER_SLOTS``)."""
+    cpu_slots: int = field(default_factory=_cpus)
+    """Runs that may start whatever the load (default: one per usable CPU). The slots beyond
+    these are taken only while the CPUs are idle at least ``min_idle`` of the time, so the
+    cap follows CPU actually used: Checks that mostly sleep run side by side, programs that
+    compute do not oversubscribe the CPUs."""
+    min_idle: float = 0.25
+    """Idle share of all CPUs (0 .. 1) needed to start a run beyond ``cpu_slots``
+    (``RUNNER_MIN_IDLE``)."""
     queue_timeout_seconds: float = 30.0
     """How long a run waits for a free slot before it is refused."""
     state_dir: str = field(default_factory=_default_state_dir)
@@ -84,6 +97,10 @@ class RunnerConfig:
             raise ValueError(f"unknown sandbox mode {self.mode!r} (auto, bwrap or fallback)")
         if self.max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
+        if self.cpu_slots < 1:
+            raise ValueError("cpu_slots must be at least 1")
+        if not 0 <= self.min_idle <= 1:
+            raise ValueError("min_idle must be between 0 and 1")
         if self.queue_timeout_seconds < 0:
             raise ValueError("queue_timeout_seconds cannot be negative")
         if not 1000 <= self.uid_base <= 2**31 - 2 * self.max_concurrent:
@@ -94,10 +111,16 @@ class RunnerConfig:
         """The defaults, with the mode taken from ``SKILLTRIAL_SANDBOX``."""
         environ = os.environ if environ is None else environ
         raw = environ.get(ENV_SANDBOX, "").strip().lower() or "auto"
-        if raw == "auto":
-            return cls(mode="auto")
-        if raw == "bwrap":
-            return cls(mode="bwrap")
-        if raw == "fallback":
-            return cls(mode="fallback")
-        raise ValueError(f"{ENV_SANDBOX}={raw!r}: use auto, bwrap or fallback")
+        if raw not in ("auto", "bwrap", "fallback"):
+            raise ValueError(f"{ENV_SANDBOX}={raw!r}: use auto, bwrap or fallback")
+        sizes: dict[str, int | float] = {}
+        for name, attribute, kind in (
+            ("RUNNER_SLOTS", "max_concurrent", int),
+            ("RUNNER_MIN_IDLE", "min_idle", float),
+        ):
+            if value := environ.get(name, "").strip():
+                try:
+                    sizes[attribute] = kind(value)
+                except ValueError:
+                    raise ValueError(f"{name}={value!r} is not a {kind.__name__}") from None
+        return cls(mode=raw, **sizes)  # type: ignore[arg-type]

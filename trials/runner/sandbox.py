@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from trials.runner import slots
 from trials.runner.bwrap import bwrap_problem, run_bwrap
 from trials.runner.config import ENV_SANDBOX, InvalidRun, RunnerConfig, SandboxUnavailable
+from trials.runner.cpu import machine_meter
 from trials.runner.fallback import run_fallback
 from trials.runner.limits import Limits
 from trials.runner.process import ProcessOutcome
@@ -155,7 +156,13 @@ def _remove_stale_runs(state: Path, limits: Limits) -> None:
     directory is never older than its wall-time limit (it is made after the slot is taken)."""
     cutoff = time.time() - max(_STALE_RUN_SECONDS, 2 * limits.wall_seconds)
     for entry in os.scandir(state):
-        if entry.name.startswith("run-") and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+        if not entry.name.startswith("run-"):
+            continue
+        try:
+            modified = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:  # a run that just finished removed its own directory
+            continue
+        if modified < cutoff:
             shutil.rmtree(entry.path, ignore_errors=True)  # another process may be at it too
 
 
@@ -265,7 +272,11 @@ def _machine(config: RunnerConfig, limits: Limits) -> tuple[SandboxStatus, bool,
     ensure_private_dir(state, 0o711)
     _remove_stale_runs(state, limits)
     pool = SlotPool(
-        Path(config.lock_dir), config.max_concurrent, first=config.uid_base if as_root else 0
+        Path(config.lock_dir),
+        config.max_concurrent,
+        first=config.uid_base if as_root else 0,
+        always=config.cpu_slots,
+        admit_extra=lambda: (machine_meter().idle_fraction() or 0.0) >= config.min_idle,
     )
     return status, as_root, state, pool
 

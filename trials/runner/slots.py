@@ -25,7 +25,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,14 +61,40 @@ def ensure_private_dir(path: Path, mode: int) -> None:
 
 
 class SlotPool:
-    """Slots ``first .. first + size - 1``, locked through ``directory/slot-<number>.lock``."""
+    """Slots ``first .. first + size - 1``, locked through ``directory/slot-<number>.lock``.
 
-    def __init__(self, directory: Path, size: int, *, first: int = 0) -> None:
+    The first ``always`` slots (default: all) are taken whenever free; the others only while
+    ``admit_extra()`` says the machine has room (trials/runner/cpu.py: the CPUs are not busy),
+    so that programs that mostly sleep do not queue behind idle CPUs, and programs that compute
+    do not oversubscribe them."""
+
+    def __init__(
+        self,
+        directory: Path,
+        size: int,
+        *,
+        first: int = 0,
+        always: int | None = None,
+        admit_extra: Callable[[], bool] | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError(f"a slot pool needs at least one slot, got {size}")
         self.directory = directory
         self.size = size
         self.first = first
+        self.always = size if always is None else max(1, min(always, size))
+        self.admit_extra = admit_extra
+
+    def _free_slot(self) -> Slot | None:
+        """The lowest free slot this run may take now, so the set of sandbox uids in use stays
+        small; the slots beyond ``always`` only when ``admit_extra()`` allows."""
+        for index in range(self.size):
+            if index == self.always and not (self.admit_extra and self.admit_extra()):
+                return None
+            slot = self._try_lock(index)
+            if slot is not None:
+                return slot
+        return None
 
     def _try_lock(self, index: int) -> Slot | None:
         path = self.directory / f"slot-{self.first + index}.lock"
@@ -138,11 +164,7 @@ class SlotPool:
                 if sweep:
                     last_sweep = now
                 if _ahead(self.queue_dir, ticket, sweep=sweep) < self.size:
-                    # Lowest free index first, so the set of sandbox uids in use stays small.
-                    for index in range(self.size):
-                        slot = self._try_lock(index)
-                        if slot is not None:
-                            break
+                    slot = self._free_slot()
                 if slot is None:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:

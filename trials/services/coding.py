@@ -174,7 +174,7 @@ def _status(result: runner.RunResult) -> str:
 
 
 @dataclass(frozen=True)
-class _Ran:
+class Ran:
     """What the sandbox gave back for a Run or a Check, in the fields a CodeRun stores."""
 
     tests: list[dict[str, Any]]
@@ -189,7 +189,7 @@ class _Ran:
     all_passed: bool
 
 
-def _check_in_sandbox(participant: Participant, task: Task, code: str) -> _Ran:
+def _check_in_sandbox(participant: Participant, task: Task, code: str) -> Ran:
     # A Check is never dropped for load: it waits its turn (its completion time, if it
     # passes, is still the moment it was submitted).
     verdict = judge_code(
@@ -205,7 +205,7 @@ def _check_in_sandbox(participant: Participant, task: Task, code: str) -> _Ran:
     ]
     # The participant's program prints nothing a participant needs during a check (the
     # tests call its functions); its errors are shown when there is no verdict.
-    return _Ran(
+    return Ran(
         tests=tests,
         status=verdict.status,
         stdout="",
@@ -219,11 +219,11 @@ def _check_in_sandbox(participant: Participant, task: Task, code: str) -> _Ran:
     )
 
 
-def _run_in_sandbox(participant: Participant, code: str) -> _Ran:
+def _run_in_sandbox(participant: Participant, code: str) -> Ran:
     result = runner.run_python(
         {ENTRY_FILE: code}, ENTRY_FILE, limits=runner_limits(), tag=run_tag(participant)
     )
-    return _Ran(
+    return Ran(
         tests=[],
         status=_status(result),
         stdout=result.stdout,
@@ -237,20 +237,64 @@ def _run_in_sandbox(participant: Participant, code: str) -> _Ran:
     )
 
 
+@dataclass(frozen=True)
+class PendingRun:
+    """A Run or Check whose code is stored and which waits for the sandbox."""
+
+    participant: Participant
+    stage: Stage
+    task: Task
+    snapshot: CodeSnapshot
+    kind: str
+    started: datetime
+    """When it was submitted: a passing Check completes the task at this moment."""
+
+
 def code_run(
     *, participant: Participant, stage: Stage, task: Task, code: str, kind: str
 ) -> RunOutcome:
     """Run the participant's program (kind "run") or the task's hidden tests against it
     (kind "check") in the sandbox, and record it. The first check in which every test passes
-    is the task's completion, stamped with server time."""
+    is the task's completion, stamped with server time.
+
+    In three steps, which the async views take apart so that no request worker waits on the
+    sandbox: ``code_run_begin`` (database), ``code_run_sandbox`` (no database: it may run in
+    any thread) and ``code_run_finish`` (database)."""
+    pending = code_run_begin(participant=participant, stage=stage, task=task, code=code, kind=kind)
+    return code_run_finish(pending, code_run_sandbox(pending))
+
+
+def code_run_begin(
+    *, participant: Participant, stage: Stage, task: Task, code: str, kind: str
+) -> PendingRun:
+    """Store the code the run is about (a new version unless unchanged) and stamp the time."""
     started = timezone.now()
     snapshot = code_save(
         participant=participant, stage=stage, task=task, code=code, base_version=None, source=kind
     )
-    if kind == CodeRun.Kind.CHECK:
-        ran = _check_in_sandbox(participant, task, snapshot.code)
-    else:
-        ran = _run_in_sandbox(participant, snapshot.code)
+    return PendingRun(
+        participant=participant,
+        stage=stage,
+        task=task,
+        snapshot=snapshot,
+        kind=kind,
+        started=started,
+    )
+
+
+def code_run_sandbox(pending: PendingRun) -> Ran:
+    """The run itself: waits for a slot (a Check waits as long as it takes), then the program
+    or the trusted checker. Touches no database."""
+    if pending.kind == CodeRun.Kind.CHECK:
+        return _check_in_sandbox(pending.participant, pending.task, pending.snapshot.code)
+    return _run_in_sandbox(pending.participant, pending.snapshot.code)
+
+
+def code_run_finish(pending: PendingRun, ran: Ran) -> RunOutcome:
+    """Record what the sandbox gave back, and the task's completion if this was the first
+    Check that passed, submitted in time."""
+    participant, stage, task, kind = pending.participant, pending.stage, pending.task, pending.kind
+    snapshot, started = pending.snapshot, pending.started
     in_time = (
         participant.stage_deadline is None or started <= participant.stage_deadline + DEADLINE_GRACE
     )
@@ -288,7 +332,7 @@ def code_run(
 
 
 def _store_run(
-    participant: Participant, stage: Stage, task: Task, snapshot: CodeSnapshot, kind: str, ran: _Ran
+    participant: Participant, stage: Stage, task: Task, snapshot: CodeSnapshot, kind: str, ran: Ran
 ) -> CodeRun:
     is_check = kind == CodeRun.Kind.CHECK
     return CodeRun.objects.create(
@@ -318,7 +362,7 @@ def _count_run(
     task: Task,
     kind: str,
     started_in_time: datetime | None,
-    ran: _Ran,
+    ran: Ran,
 ) -> bool:
     """Count the run on the task and, for the first all-passing check submitted in time
     (``started_in_time``: when it was submitted; None when too late), stamp completion by

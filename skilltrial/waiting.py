@@ -1,0 +1,106 @@
+"""Waiting without holding a request worker: for the async views of Run, Check and the assistant.
+
+A Run or Check waits for a sandbox slot and then for the program (seconds); an assistant reply
+streams for as long as the model writes. Under the production server (uvicorn's ASGI workers)
+those waits happen in threads of one pool per process, the *waiting threads*, while the worker's
+event loop goes on serving autosaves, telemetry and pages. The waits touch no database, except a
+stream's own bookkeeping (the generator records the turn), which closes its connection when it
+ends; the request gives its connection back to the pool before it starts waiting
+(``release_connection``), so a hundred waiting runs hold no database connection.
+
+Under WSGI (``make demo``'s runserver, the test client) the same async views run too; Django
+drives them with ``async_to_sync``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import connection, connections
+
+__all__ = ["in_waiting_thread", "iterate_in_thread", "release_connection"]
+
+T = TypeVar("T")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=getattr(settings, "WAITING_THREADS", 128), thread_name_prefix="wait"
+            )
+        return _pool
+
+
+def release_connection() -> None:
+    """Give this thread's database connection back (to the pool, or close it) before a long
+    wait. Not inside a transaction (a test's, or an ``atomic`` block): that keeps it."""
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.close()
+
+
+async def in_waiting_thread(function: Callable[..., T], /, *args: object) -> T:
+    """``function(*args)`` in a waiting thread; the caller's event loop stays free."""
+    return await asyncio.get_running_loop().run_in_executor(_executor(), function, *args)
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def _pump(
+    factory: Callable[[], Iterator[T]],
+    put: Callable[[object], None],
+    stop: threading.Event,
+) -> None:
+    items = factory()
+    try:
+        for item in items:
+            put(item)
+            if stop.is_set():
+                break
+    except Exception as error:  # handed to the reader, which raises it
+        put(_Failed(error))
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()  # the generator's own clean-up (a stopped reply is recorded as stopped)
+        connections.close_all()
+        put(_END)
+
+
+async def iterate_in_thread(factory: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """Iterate ``factory()`` in a waiting thread and hand its items to the event loop as they
+    come. When the reader stops (the browser went away: the ASGI server cancels the
+    response), the iterator is closed after its next item."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    stop = threading.Event()
+
+    def put(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is gone: nobody reads any more
+            stop.set()
+
+    loop.run_in_executor(_executor(), _pump, factory, put, stop)
+    try:
+        while (item := await queue.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
