@@ -108,7 +108,9 @@ class RunnerConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RunnerConfig:
-        """The defaults, with the mode taken from ``SKILLTRIAL_SANDBOX``."""
+        """The defaults, with the mode taken from ``SKILLTRIAL_SANDBOX``, the slot count from
+        ``RUNNER_SLOTS``, the idle share for extra slots from ``RUNNER_MIN_IDLE`` and the
+        state directory (run directories and slot locks) from ``RUNNER_STATE_DIR``."""
         environ = os.environ if environ is None else environ
         raw = environ.get(ENV_SANDBOX, "").strip().lower() or "auto"
         if raw not in ("auto", "bwrap", "fallback"):
@@ -123,4 +125,7 @@ class RunnerConfig:
                     sizes[attribute] = kind(value)
                 except ValueError:
                     raise ValueError(f"{name}={value!r} is not a {kind.__name__}") from None
-        return cls(mode=raw, **sizes)  # type: ignore[arg-type]
+        places: dict[str, str] = {}
+        if state := environ.get("RUNNER_STATE_DIR", "").strip():
+            places = {"state_dir": state, "lock_dir": os.path.join(state, "slots")}
+        return cls(mode=raw, **places, **sizes)  # type: ignore[arg-type]
