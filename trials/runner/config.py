@@ -124,7 +124,7 @@ class RunnerConfig:
                 try:
                     sizes[attribute] = kind(value)
                 except ValueError:
-                    raise ValueError(f"{name}={value!r} is not a {kind.__name__}") from None
+                    raise ValueError(f"{name}={value!r} is not a number") from None
         places: dict[str, str] = {}
         if state := environ.get("RUNNER_STATE_DIR", "").strip():
             places = {"state_dir": state, "lock_dir": os.path.join(state, "slots")}
