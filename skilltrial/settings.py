@@ -195,6 +195,10 @@ RUNNER_MEMORY_BYTES = env_int("RUNNER_MEMORY_MB", 512) * 1024 * 1024
 # the client). Used only for the hashed address of duplicate flags (trials/identity.py).
 TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 
+# Threads per server process in which Run, Check and assistant replies wait for the sandbox
+# or the LLM (skilltrial/waiting.py): waits beyond this many queue in the process.
+WAITING_THREADS = env_int("WAITING_THREADS", 128)
+
 # Work kept off participants' requests (skilltrial/jobs.py): "thread" or "inline".
 JOBS_BACKEND = env_str("JOBS_BACKEND", "thread")
 JOBS_THREADS = env_int("JOBS_THREADS", 2)
