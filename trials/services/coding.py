@@ -69,6 +69,21 @@ def _state(participant: Participant, stage: Stage, task: str) -> TaskState:
     return state
 
 
+def _locked_state(participant: Participant, stage: Stage, task: str) -> TaskState:
+    """The task's state row, locked until the transaction ends (one statement once it
+    exists; the first save of a task creates it, and a row just inserted is ours alone)."""
+    state = (
+        TaskState.objects.select_for_update().filter(participant=participant, task=task).first()
+    )
+    if state is not None:
+        return state
+    try:
+        with transaction.atomic():
+            return TaskState.objects.create(participant=participant, task=task, stage=stage)
+    except IntegrityError:  # created by a concurrent request, which has committed since
+        return TaskState.objects.select_for_update().get(participant=participant, task=task)
+
+
 def latest_code(participant: Participant, task: Task) -> tuple[str, int]:
     snapshot = (
         CodeSnapshot.objects.filter(participant=participant, task=task.folder)
@@ -101,9 +116,7 @@ def code_save(
     nothing, so that no tab silently overwrites another. Identical code is not stored twice."""
     code = _clean(code)
     with transaction.atomic():
-        state = TaskState.objects.select_for_update().get(
-            pk=_state(participant, stage, task.folder).pk
-        )
+        state = _locked_state(participant, stage, task.folder)
         current = (
             CodeSnapshot.objects.filter(
                 participant=participant, task=task.folder, version=state.latest_version
