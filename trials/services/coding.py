@@ -72,9 +72,7 @@ def _state(participant: Participant, stage: Stage, task: str) -> TaskState:
 def _locked_state(participant: Participant, stage: Stage, task: str) -> TaskState:
     """The task's state row, locked until the transaction ends (one statement once it
     exists; the first save of a task creates it, and a row just inserted is ours alone)."""
-    state = (
-        TaskState.objects.select_for_update().filter(participant=participant, task=task).first()
-    )
+    state = TaskState.objects.select_for_update().filter(participant=participant, task=task).first()
     if state is not None:
         return state
     try:
