@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -270,5 +271,8 @@ def test_the_stream_bridge_closes_the_reply_when_the_reader_goes_away() -> None:
         await stream.aclose()
         return got
 
-    assert asyncio.run(read_two()) == ["piece 0", "piece 1"]
+    # An event loop of its own, in a thread of its own: the browser tests of the same session
+    # keep one running on this thread.
+    with ThreadPoolExecutor(1) as thread:
+        assert thread.submit(lambda: asyncio.run(read_two())).result() == ["piece 0", "piece 1"]
     assert closed.wait(timeout=10), "the reply was not closed after the reader left"
