@@ -410,6 +410,7 @@ def main() -> int:
     parser.add_argument("--server", choices=CONFIGS, default="production")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--server-log", help="write the server's whole log to this file")
     parser.add_argument(
         "--database-url",
         default=os.environ.get(
@@ -454,7 +455,9 @@ def run(args: argparse.Namespace) -> int:
             tally = asyncio.run(offer_load(base, people, args))
             print(f"load average after:  {os.getloadavg()}")
             report(tally, limit)
-            if tally.errors:
+            if args.server_log:
+                Path(args.server_log).write_text(server.log_tail(10**9))
+            elif tally.errors:
                 print("--- server log (tail) ---\n" + server.log_tail(2000))
     problems = verify(args.database_url, tally)
     for problem in problems:

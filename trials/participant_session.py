@@ -44,12 +44,13 @@ def cookie_session(request: HttpRequest, trial: Trial) -> CookieSession:
         return CookieSession()
     participant_id, _, token = value.partition(":")
     participant = (
-        Participant.objects.select_related("trial", "current_stage")
+        Participant.objects.select_related("current_stage")
         .filter(pk=participant_id, trial=trial)
         .first()
     )
     if participant is None:
         return CookieSession()
+    participant.trial = trial  # the same row, already read: not twice per request
     if constant_time_compare(token, participant.session_token):
         return CookieSession(participant=participant)
     return CookieSession(superseded=participant)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
+from django.db import models
 from django.db.models import Case, Count, IntegerField, QuerySet, Value, When
 from django.db.models.functions import TruncDate
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from trials.event_types import EventName
@@ -67,8 +72,55 @@ def require_trial(slug: str, version: int | None = None, *, status: str | None =
     return trial
 
 
+_JSON_FIELDS = frozenset(
+    f.attname for f in Trial._meta.concrete_fields if isinstance(f, models.JSONField)
+)
+_LIVE_ROWS: dict[int, tuple[datetime, list[str], tuple[Any, ...]]] = {}
+"""Live trials' rows as last read, per server process: id -> (updated_at, field names, values).
+A live trial's definition and files are frozen, so every participant request need not read
+and decode them again (~40 KB); any save of the row moves ``updated_at`` and is read anew."""
+
+
+@receiver([post_save, post_delete], sender=Trial)
+def _forget_trial_row(instance: Trial, **kwargs: Any) -> None:
+    """A save in this process (even one limited to some fields, which leaves ``updated_at``
+    alone) is read anew here at once; other processes notice ``updated_at``."""
+    _LIVE_ROWS.pop(instance.pk, None)
+
+
 def live_trial(slug: str) -> Trial | None:
-    return Trial.objects.filter(slug=slug, status=Trial.Status.LIVE).first()
+    """The live version of ``slug``. Whether it is live is asked of the database every time
+    (one small row); the rest of the row comes from this process's copy while ``updated_at``
+    says it is current. Each call gets an instance of its own."""
+    row = (
+        Trial.objects.filter(slug=slug, status=Trial.Status.LIVE)
+        .values_list("pk", "updated_at")
+        .first()
+    )
+    if row is None:
+        return None
+    pk, updated_at = row
+    cached = _LIVE_ROWS.get(pk)
+    if cached is None or cached[0] != updated_at:
+        names = [f.attname for f in Trial._meta.concrete_fields]
+        values = Trial.objects.filter(pk=pk).values_list(*names).first()
+        if values is None:  # deleted in between
+            return None
+        # JSON fields are kept encoded, so no request can change another's copy in place.
+        cached = (
+            values[names.index("updated_at")],
+            names,
+            tuple(
+                json.dumps(v) if n in _JSON_FIELDS else v
+                for n, v in zip(names, values, strict=True)
+            ),
+        )
+        _LIVE_ROWS[pk] = cached
+    _, names, stored = cached
+    values = tuple(
+        json.loads(v) if n in _JSON_FIELDS else v for n, v in zip(names, stored, strict=True)
+    )
+    return Trial.from_db(Trial.objects.db, names, values)
 
 
 def participant_arm_key(participant: Participant) -> str | None:
