@@ -1,22 +1,25 @@
 """The ASGI application: the production server runs it under gunicorn with uvicorn workers
 (README, "Production"). Run, Check and the assistant are async views, so a participant
 waiting on a sandbox slot or an LLM stream holds no worker; every other view is synchronous
-and runs in a thread of its own per request."""
+and runs in a thread of its own per request.
+
+Static files are answered here, in front of Django, by ServeStatic (an asynchronous server of
+the files ``collectstatic`` gathered, with the same caching headers WhiteNoise gives under
+WSGI), so the middleware chain stays asynchronous from end to end."""
 
 import os
-import warnings
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+from servestatic.asgi import ServeStaticASGI
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "skilltrial.settings")
+os.environ["SKILLTRIAL_ASGI"] = "1"  # read by the settings: no WhiteNoise middleware
 
-# WhiteNoise serves static files with a synchronous file iterator, which Django's ASGI handler
-# reads in a thread in one piece (our files are small, hashed and cached for a year) and
-# warns about on every request. Our own streams (the assistant) are asynchronous under ASGI.
-warnings.filterwarnings(
-    "ignore",
-    message="StreamingHttpResponse must consume synchronous iterators",
-    category=Warning,
+django_application = get_asgi_application()
+application = ServeStaticASGI(
+    django_application,
+    root=settings.STATIC_ROOT,
+    prefix=settings.STATIC_URL,
+    max_age=60,
 )
-
-application = get_asgi_application()

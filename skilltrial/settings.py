@@ -37,9 +37,13 @@ INSTALLED_APPS = [
     "api",
 ]
 
+# Under the ASGI server (skilltrial/asgi.py sets SKILLTRIAL_ASGI) static files are served in
+# front of Django by ServeStatic's ASGI application: WhiteNoise's middleware is synchronous,
+# and in an async middleware chain it costs two thread hand-offs on every request.
+_ASGI = env_bool("SKILLTRIAL_ASGI", False)
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    *([] if _ASGI else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
