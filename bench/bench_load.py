@@ -6,7 +6,7 @@
 Loopback only, bounded in count and time. It drops and recreates a dedicated database
 (``BENCH_DATABASE_URL``, default ``skilltrial_bench``), imports and launches a copy of the sample
 trial whose assistant arm talks to a loopback LLM server (the Anthropic wire protocol, streamed
-at ``--token-rate`` tokens a second), starts the server the README's production section
+at ``--token-rate`` tokens a second, three tokens per event), starts the server the README's production section
 documents (``bench/server.py``; ``--server sync`` is the configuration before it: gunicorn sync
 workers), brings ``--participants`` people through entry, consent, screening and the warm-up
 into the Trio tasks, and then offers the load of the task stage for ``--duration`` seconds, each
@@ -434,7 +434,8 @@ def run(args: argparse.Namespace) -> int:
     }
     words = " ".join(f"w{i}" for i in range(args.reply_tokens))
     with FakeLLMServer() as llm, tempfile.TemporaryDirectory() as folder:
-        llm.default = Reply(words, chunk_words=1, delay=1 / args.token_rate)
+        # Providers send a few tokens per event (here 3): --token-rate tokens a second.
+        llm.default = Reply(words, chunk_words=3, delay=3 / args.token_rate)
         recreate_database(args.database_url)
         for command in (("migrate", "--noinput"), ("collectstatic", "--noinput", "-v0")):
             manage(env, *command)

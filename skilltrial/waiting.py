@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from django.conf import settings
 from django.db import connection, connections
@@ -61,46 +62,86 @@ class _Failed:
 _END = object()
 
 
-def _pump(
-    factory: Callable[[], Iterator[T]],
-    put: Callable[[object], None],
-    stop: threading.Event,
-) -> None:
+class _Relay:
+    """Items handed from the waiting thread to the event loop: a deque, and one wake-up of the
+    loop at a time however many items arrive meanwhile."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: deque[object] = deque()
+        self.ready = asyncio.Event()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._wake_pending = False
+
+    def put(self, item: object) -> None:  # in the waiting thread
+        with self._lock:
+            self.items.append(item)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            self.loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is gone: nobody reads any more
+            self.stop.set()
+
+    def _wake(self) -> None:  # in the loop
+        with self._lock:
+            self._wake_pending = False
+        self.ready.set()
+
+    def take(self) -> list[object]:  # in the loop
+        with self._lock:
+            taken = list(self.items)
+            self.items.clear()
+            self.ready.clear()
+        return taken
+
+
+def _pump(factory: Callable[[], Iterator[T]], relay: _Relay) -> None:
     items = factory()
     try:
         for item in items:
-            put(item)
-            if stop.is_set():
+            relay.put(item)
+            # Between items the iterator waits (for the model): give its connection back.
+            release_connection()
+            if relay.stop.is_set():
                 break
     except Exception as error:  # handed to the reader, which raises it
-        put(_Failed(error))
+        relay.put(_Failed(error))
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()  # the generator's own clean-up (a stopped reply is recorded as stopped)
         connections.close_all()
-        put(_END)
+        relay.put(_END)
 
 
-async def iterate_in_thread(factory: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
-    """Iterate ``factory()`` in a waiting thread and hand its items to the event loop as they
-    come. When the reader stops (the browser went away: the ASGI server cancels the
-    response), the iterator is closed after its next item."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    stop = threading.Event()
-
-    def put(item: object) -> None:
-        try:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone: nobody reads any more
-            stop.set()
-
-    loop.run_in_executor(_executor(), _pump, factory, put, stop)
+async def iterate_in_thread(
+    factory: Callable[[], Iterator[T]], *, gather_seconds: float = 0.0
+) -> AsyncIterator[list[T]]:
+    """Iterate ``factory()`` in a waiting thread; yield its items to the event loop in batches
+    of what has arrived, waiting ``gather_seconds`` after each batch so that a fast producer
+    (a model streaming tokens) costs a few sends a second, not one per token. When the reader
+    stops (the browser went away: the ASGI server cancels the response), the iterator is
+    closed after its next item."""
+    relay = _Relay(asyncio.get_running_loop())
+    relay.loop.run_in_executor(_executor(), _pump, factory, relay)
     try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
+        while True:
+            await relay.ready.wait()
+            batch: list[T] = []
+            for item in relay.take():
+                if item is _END:
+                    if batch:
+                        yield batch
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                batch.append(cast(T, item))
+            if batch:
+                yield batch
+            if gather_seconds:
+                await asyncio.sleep(gather_seconds)
     finally:
-        stop.set()
+        relay.stop.set()

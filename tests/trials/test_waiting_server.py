@@ -267,12 +267,34 @@ def test_the_stream_bridge_closes_the_reply_when_the_reader_goes_away() -> None:
 
     async def read_two() -> list[str]:
         stream = iterate_in_thread(reply)
-        got = [await anext(stream), await anext(stream)]
+        got: list[str] = []
+        while len(got) < 2:
+            got += await anext(stream)
         await stream.aclose()
-        return got
+        return got[:2]
 
     # An event loop of its own, in a thread of its own: the browser tests of the same session
     # keep one running on this thread.
     with ThreadPoolExecutor(1) as thread:
         assert thread.submit(lambda: asyncio.run(read_two())).result() == ["piece 0", "piece 1"]
     assert closed.wait(timeout=10), "the reply was not closed after the reader left"
+
+
+def test_the_stream_bridge_hands_over_every_item_in_order_in_few_batches() -> None:
+    """A model streaming faster than the gathering pause: every piece arrives, in order, in
+    fewer sends than pieces."""
+    from skilltrial.waiting import iterate_in_thread  # deferred: needs settings configured
+
+    def reply() -> Iterator[int]:
+        for i in range(200):
+            if i % 20 == 0:
+                time.sleep(0.01)
+            yield i
+
+    async def read_all() -> list[list[int]]:
+        return [batch async for batch in iterate_in_thread(reply, gather_seconds=0.02)]
+
+    with ThreadPoolExecutor(1) as thread:
+        batches = thread.submit(lambda: asyncio.run(read_all())).result()
+    assert [i for batch in batches for i in batch] == list(range(200))
+    assert len(batches) < 100
