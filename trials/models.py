@@ -208,6 +208,14 @@ class AllocationSequence(models.Model):
     trial = models.ForeignKey(Trial, on_delete=models.CASCADE, related_name="sequences")
     stratum = models.CharField(max_length=200, blank=True)
     next_index = models.PositiveIntegerField(default=0)
+    margins = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Minimization: counts[factor][level][arm] of those allocated so far, kept "
+        "with the sequence so that an allocation reads one row, not every earlier one "
+        "(null: counted from the allocations at the next one)",
+    )
 
     class Meta:
         constraints = [

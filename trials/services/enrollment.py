@@ -350,7 +350,7 @@ def participant_consent(*, participant: Participant, stage_key: str, agreed: boo
         Participant.objects.filter(pk=participant.pk).update(
             consented_at=now, status=Participant.Status.SCREENING
         )
-    participant.refresh_from_db()
+    participant.consented_at, participant.status = now, Participant.Status.SCREENING
     return participant
 
 
@@ -384,8 +384,12 @@ def participant_screen(
         strata = trial.definition["randomization"].get("strata", [])
         locked.stratum = stratum_key(strata, answers)
         locked.status = Participant.Status.ACTIVE
-        locked.save()
-        allocation_assign(participant=locked)
-        return advance_stage(
+        locked.save(
+            update_fields=["baseline", "eligible", "screen_out_reasons", "stratum", "status"]
+        )
+        locked = advance_stage(
             locked, stage, reason=StageRecord.EndReason.COMPLETED, answers=answers, now=now
         )
+        # Last in the transaction: the stratum's lock is then held for a few statements only.
+        allocation_assign(participant=locked, locked=True)
+        return locked

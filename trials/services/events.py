@@ -103,6 +103,29 @@ def event_log(
     )
 
 
+def event_log_many(
+    participant: Participant, events: list[tuple[str, Stage | None, dict[str, Any]]]
+) -> list[Event]:
+    """Several events the server observed at once ((type, stage, payload) each), in that
+    order, in one INSERT."""
+    unknown = [type for type, _, _ in events if type not in EVENT_TYPES]
+    if unknown:
+        raise ValueError(
+            f"unregistered event types {unknown!r}: add them to trials.event_types.EVENT_TYPES"
+        )
+    return Event.objects.bulk_create(
+        Event(
+            participant=participant,
+            stage=stage,
+            type=type,
+            client_id=f"srv-{uuid.uuid4().hex}",
+            origin="server",
+            payload=payload,
+        )
+        for type, stage, payload in events
+    )
+
+
 @dataclass(frozen=True)
 class ClientEvent:
     client_id: str

@@ -14,7 +14,7 @@ from django.utils import timezone
 from trials.event_types import EventName, stage_entered_payload, stage_left_payload
 from trials.models import Participant, Stage, StageRecord, new_completion_code
 from trials.services.errors import StageConflict, TrialError
-from trials.services.events import event_log
+from trials.services.events import event_log, event_log_many
 from trials.stage_kinds import stage_kind
 
 logger = logging.getLogger("skilltrial.trials")
@@ -83,35 +83,44 @@ def advance_stage(
     changed = Participant.objects.filter(pk=participant.pk, current_stage=stage).update(**updates)
     if changed != 1:
         raise StageConflict("this step has already been completed")
-    record = StageRecord.objects.filter(
-        participant=participant, stage=stage, ended_at__isnull=True
-    ).first()
-    if answers is None and reason == StageRecord.EndReason.TIMED_OUT and record is not None:
-        # Time ran out: the last autosaved answers are what count.
-        answers = dict(record.draft)
-    if record is not None:
-        record.ended_at, record.end_reason = now, reason
-        if answers is not None:
-            record.answers = answers
-        record.save(update_fields=["ended_at", "end_reason", "answers"])
+    answers = _close_record(participant, stage, reason=reason, answers=answers, now=now)
     kind = stage_kind(stage.type)
     if kind is not None and kind.record_responses is not None:
         kind.record_responses(participant, stage, answers or {})
-    event_log(
-        participant,
-        EventName.STAGE_LEFT,
-        stage=stage,
-        payload=stage_left_payload(stage.key, reason),
-    )
+    events: list[tuple[str, Stage | None, dict[str, Any]]] = [
+        (EventName.STAGE_LEFT, stage, stage_left_payload(stage.key, reason))
+    ]
     if nxt is not None:
         StageRecord.objects.create(
             participant=participant, stage=nxt, started_at=now, deadline=deadline
         )
-        event_log(
-            participant, EventName.STAGE_ENTERED, stage=nxt, payload=stage_entered_payload(nxt.key)
-        )
-    participant.refresh_from_db()
+        events.append((EventName.STAGE_ENTERED, nxt, stage_entered_payload(nxt.key)))
+    event_log_many(participant, events)
+    # What was just written, without reading it back.
+    for name, value in updates.items():
+        setattr(participant, name, value)
     return participant
+
+
+def _close_record(
+    participant: Participant, stage: Stage, *, reason: str, answers: dict[str, Any] | None, now: Any
+) -> dict[str, Any] | None:
+    """End the open record of ``stage``: one UPDATE, unless time ran out without answers
+    (then the last autosaved draft is what counts, read first). Returns the answers that
+    count."""
+    open_record = StageRecord.objects.filter(
+        participant=participant, stage=stage, ended_at__isnull=True
+    )
+    if answers is None and reason == StageRecord.EndReason.TIMED_OUT:
+        record = open_record.first()
+        if record is None:
+            return None
+        answers = dict(record.draft)
+    fields: dict[str, Any] = {"ended_at": now, "end_reason": reason}
+    if answers is not None:
+        fields["answers"] = answers
+    open_record.update(**fields)
+    return answers
 
 
 def participant_sync_clock(
