@@ -1,11 +1,15 @@
-"""Enrollment throughput and latency against a real deployment shape: gunicorn with several
-sync workers on PostgreSQL, many simultaneous participants, all on loopback.
+"""Enrollment throughput and latency against the production server (bench/server.py: gunicorn
+with uvicorn's ASGI workers on PostgreSQL), many simultaneous participants, all on loopback,
+beside its limit measured in the same run and server.
 
-    .venv/bin/python bench/bench_enroll.py [--enrollments 1000] [--clients 50] [--workers 4]
+    .venv/bin/python bench/bench_enroll.py [--enrollments 1000] [--clients 50] [--workers 4] \
+        [--server production|sync]
 
 Each run drops and recreates a dedicated database (default ``skilltrial_bench``), migrates it,
-imports and launches the sample trial with the management commands, starts gunicorn, and lets
-``--clients`` threads enroll ``--enrollments`` new participants. One enrollment is the whole
+imports and launches the sample trial with the management commands, starts the server with a
+bench-only URL added (bench/limit_urls.py: a minimal Django view that does only the allocation),
+measures that view's rate with ``--clients`` threads (the limit), then lets ``--clients``
+threads enroll ``--enrollments`` new participants through the pages. One enrollment is the whole
 path a person takes up to allocation: entry link with a Prolific id, consent page, consent POST,
 screening page, screening POST (the one that allocates) redirected to the warm-up task.
 
@@ -22,39 +26,27 @@ import argparse
 import http.client
 import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
-from typing import IO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import psycopg
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.server import CONFIGS, HOST, serve  # noqa: E402
+from bench.setup import ELIGIBLE, manage, recreate_database  # noqa: E402
 from trials.randomization import ArmWeight, BlockSchedule  # noqa: E402 - pure, no Django
 
 SLUG = "trio-skill-formation"
 STUDY_DIR = ROOT / "studies" / SLUG
-HOST = "127.0.0.1"
-ELIGIBLE = {
-    "python_years": "4+",
-    "python_frequency": "daily",
-    "tried_ai_assistant": "yes",
-    "used_trio": "no",
-    "async_experience": "3",
-    "used_asyncio": "no",
-}
 CODING_YEARS = ("1-3", "4-6", "7+")
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
@@ -64,62 +56,6 @@ class EnrollmentFailed(RuntimeError):
 
 
 # --- database and server -------------------------------------------------------------------
-
-
-def recreate_database(url: str) -> None:
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or name in ("postgres", "template0", "template1"):
-        raise SystemExit(f"refusing to drop database {name!r}: give a dedicated bench database")
-    admin_url = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_serving(port: int, server: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
-        try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("GET", "/accounts/login/")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"gunicorn did not answer on {HOST}:{port} within {timeout:.0f} s")
-
-
-def stop(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is not None:
-        return
-    server.terminate()  # gunicorn: graceful shutdown of the master and its workers
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        server.wait()
 
 
 # --- one participant's browser ----------------------------------------------------------------
@@ -326,11 +262,55 @@ def verify(url: str, expected: int) -> list[str]:
 # --- main ----------------------------------------------------------------------------------
 
 
-def main() -> int:
+def run_limit(port: int, count: int, clients: int) -> tuple[list[float], float, list[str]]:
+    """``count`` POSTs to the minimal allocating view from ``clients`` threads: the limit."""
+    times: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    numbers = iter(range(count))
+    start = threading.Barrier(clients + 1)
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=120)
+        start.wait()
+        while True:
+            with lock:
+                if next(numbers, None) is None:
+                    break
+            began = time.perf_counter()
+            try:
+                conn.request("POST", "/bench/allocate/")
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                ok, response = False, None
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            with lock:
+                if ok:
+                    times.append(time.perf_counter() - began)
+                elif response is not None:
+                    errors.append(f"HTTP {response.status}")
+        conn.close()
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return times, time.perf_counter() - began, errors
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--enrollments", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--workers", type=int, default=4, help="server worker processes")
+    parser.add_argument("--server", choices=CONFIGS, default="production")
     parser.add_argument(
         "--database-url",
         default=os.environ.get(
@@ -338,89 +318,65 @@ def main() -> int:
         ),
         help="a dedicated PostgreSQL database: it is DROPPED and recreated",
     )
-    parser.add_argument(
-        "--conn-max-age",
-        type=int,
-        default=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
-        help="DB_CONN_MAX_AGE for the server (0: a new connection per request)",
-    )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def main() -> int:
+    args = parse_args()
     env = os.environ | {
         "DATABASE_URL": args.database_url,
-        "DB_CONN_MAX_AGE": str(args.conn_max_age),
+        "DJANGO_SETTINGS_MODULE": "bench.limit_settings",
         "DEBUG": "0",
         "ALLOWED_HOSTS": HOST,
         "LOG_LEVEL": "WARNING",
     }
     print(f"database {args.database_url} (dropped and recreated)")
     recreate_database(args.database_url)
-    manage(env, "migrate", "--noinput")
-    manage(env, "collectstatic", "--noinput", "-v0")
+    for command in (("migrate", "--noinput"), ("collectstatic", "--noinput", "-v0")):
+        manage(env, *command)
     manage(env, "import_trial", str(STUDY_DIR))
     manage(env, "launch_trial", SLUG)
+    print(f"load average before: {os.getloadavg()}")
+    with serve(env, config=args.server, workers=args.workers) as server:
+        print(f"server: {server.describe()}; {args.clients} concurrent clients")
+        limit, limit_wall, limit_errors = run_limit(server.port, args.enrollments, args.clients)
+        results, wall = run_load(server.port, args.enrollments, args.clients, f"b{os.getpid()}")
+        if results.errors or limit_errors:
+            print("--- server log (tail) ---\n" + server.log_tail(), file=sys.stderr)
+    print(f"load average after:  {os.getloadavg()}")
+    return report(args, results, wall, (limit, limit_wall, limit_errors))
 
-    port = free_port()
-    with tempfile.TemporaryFile() as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "skilltrial.wsgi",
-                "-w",
-                str(args.workers),
-                "-b",
-                f"{HOST}:{port}",
-                "--timeout",
-                "120",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until_serving(port, server)
-            print(
-                f"gunicorn: {args.workers} sync workers on {HOST}:{port}, "
-                f"DB_CONN_MAX_AGE={args.conn_max_age}; {args.enrollments} enrollments from "
-                f"{args.clients} concurrent clients"
-            )
-            results, wall = run_load(port, args.enrollments, args.clients, f"bench{os.getpid()}")
-        except BaseException:
-            print_server_log(log)
-            raise
-        finally:
-            stop(server)
-        if results.errors:
-            print_server_log(log)
 
+def report(
+    args: argparse.Namespace,
+    results: Results,
+    wall: float,
+    limit_run: tuple[list[float], float, list[str]],
+) -> int:
+    limit, limit_wall, limit_errors = limit_run
     done = len(results.enrollment)
     print(f"\nwall time {wall:.2f} s; {done} enrollments completed, {len(results.errors)} failed")
-    for error in results.errors[:10]:
+    for error in (results.errors + limit_errors)[:10]:
         print(f"  {error}")
+    if limit:
+        print(f"limit, the minimal allocating view: {len(limit) / limit_wall:.1f} allocations/s")
+        print(describe("minimal allocating view", limit))
     if done:
-        print(f"allocations per second: {done / wall:.1f}")
+        rate = done / wall
+        print(f"full enrollment: {rate:.1f} allocations/s", end="")
+        print(f" = {100 * rate * limit_wall / len(limit):.0f}% of the limit" if limit else "")
         print(describe("full enrollment (5 requests)", results.enrollment))
         print(describe("allocating POST alone", results.allocating_post))
     print()
-    problems = verify(args.database_url, args.enrollments)
+    problems = verify(args.database_url, args.enrollments + len(limit))
     for problem in problems:
         print(f"PROBLEM: {problem}")
     if not problems:
         print(
-            f"checks: exactly {args.enrollments} allocations, no duplicates, gap-free sequences, "
+            "checks: one allocation per participant, no duplicates, gap-free sequences, "
             "arms on the block schedule"
         )
-    return 1 if problems or results.errors else 0
-
-
-def print_server_log(log: IO[bytes]) -> None:
-    log.seek(0)
-    tail = log.read().decode("utf-8", "replace")[-4000:]
-    if tail.strip():
-        print("--- gunicorn log (tail) ---\n" + tail, file=sys.stderr)
+    return 1 if problems or results.errors or limit_errors else 0
 
 
 if __name__ == "__main__":

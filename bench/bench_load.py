@@ -4,13 +4,13 @@
         [--server production|sync] [--workers 4] [--askers 50]
 
 Loopback only, bounded in count and time. It drops and recreates a dedicated database
-(``BENCH_DATABASE_URL``, default ``skilltrial_bench``), imports and launches a copy of the sample
-trial whose assistant arm talks to a loopback LLM server (the Anthropic wire protocol, streamed
-at ``--token-rate`` tokens a second, three tokens per event), starts the server the README's production section
-documents (``bench/server.py``; ``--server sync`` is the configuration before it: gunicorn sync
-workers), brings ``--participants`` people through entry, consent, screening and the warm-up
-into the Trio tasks, and then offers the load of the task stage for ``--duration`` seconds, each
-participant on their own clock with a random phase:
+(``BENCH_DATABASE_URL``, default ``skilltrial_bench``), imports and launches a copy of the
+sample trial whose assistant arm talks to a loopback LLM server (the Anthropic wire protocol,
+streamed at ``--token-rate`` tokens a second, three tokens per event), starts the server the
+README's production section documents (``bench/server.py``; ``--server sync`` is the
+configuration before it: gunicorn sync workers), brings ``--participants`` people through entry,
+consent, screening and the warm-up into the Trio tasks, and then offers the load of the task
+stage for ``--duration`` seconds, each participant on their own clock with a random phase:
 
 - an autosave every 5 s (new code each time, compare-and-set on the last version),
 - a telemetry batch of 10 events every 10 s,
