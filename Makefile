@@ -67,6 +67,8 @@ test: lint typecheck jstest pytest
 
 bench: setup-dev
 	$(PY) bench/bench_enroll.py
+	$(PY) bench/bench_telemetry.py
+	$(PY) bench/bench_load.py
 	$(PY) bench/bench_runner.py studies/trio-skill-formation/tasks/*/solution.py
 	$(PY) bench/bench_check.py
 	$(PY) bench/bench_data.py
