@@ -30,7 +30,7 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-CONFIGS = ("production", "sync")
+CONFIGS = ("production", "threads", "sync")
 
 
 def free_port() -> int:
@@ -47,6 +47,12 @@ def server_command(config: str, workers: int, port: int) -> tuple[list[str], dic
         return (
             [sys.executable, "-m", "gunicorn", "skilltrial.asgi:application"]
             + ["-k", "uvicorn_worker.UvicornWorker", *common],
+            {"DB_POOL_SIZE": "8"},
+        )
+    if config == "threads":
+        return (
+            [sys.executable, "-m", "gunicorn", "skilltrial.wsgi", "-k", "gthread"]
+            + ["--threads", "32", "--keep-alive", "5", *common],
             {"DB_POOL_SIZE": "8"},
         )
     if config == "sync":
@@ -66,11 +72,11 @@ class Server:
     log: IO[bytes]
 
     def describe(self) -> str:
-        kind = (
-            "uvicorn ASGI workers, psycopg pool of 8 per worker"
-            if self.config == "production"
-            else "sync workers, DB_CONN_MAX_AGE=60"
-        )
+        kind = {
+            "production": "uvicorn ASGI workers, psycopg pool of 8 per worker",
+            "threads": "gthread workers of 32 threads, psycopg pool of 8 per worker",
+            "sync": "sync workers, DB_CONN_MAX_AGE=60",
+        }[self.config]
         return f"gunicorn, {self.workers} {kind}, on {HOST}:{self.port} ({self.config})"
 
     def log_tail(self, chars: int = 4000) -> str:
