@@ -73,12 +73,12 @@ class RunnerConfig:
     ``RUNNER_SLOTS``)."""
     cpu_slots: int = field(default_factory=_cpus)
     """Runs that may start whatever the load (default: one per usable CPU). The slots beyond
-    these are taken only while the CPUs are idle at least ``min_idle`` of the time, so the
-    cap follows CPU actually used: Checks that mostly sleep run side by side, programs that
-    compute do not oversubscribe the CPUs."""
+    these are taken only while the running programs leave ``min_idle`` of the CPUs to the
+    rest (trials/runner/cpu.py), so the cap follows CPU actually used: Checks that mostly
+    sleep run side by side, programs that compute do not oversubscribe the CPUs."""
     min_idle: float = 0.25
-    """Idle share of all CPUs (0 .. 1) needed to start a run beyond ``cpu_slots``
-    (``RUNNER_MIN_IDLE``)."""
+    """Share of all CPUs (0 .. 1) the running programs must leave before a run beyond
+    ``cpu_slots`` starts (``RUNNER_MIN_IDLE``)."""
     queue_timeout_seconds: float = 30.0
     """How long a run waits for a free slot before it is refused."""
     state_dir: str = field(default_factory=_default_state_dir)

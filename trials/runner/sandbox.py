@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from trials.runner import slots
 from trials.runner.bwrap import bwrap_problem, run_bwrap
 from trials.runner.config import ENV_SANDBOX, InvalidRun, RunnerConfig, SandboxUnavailable
-from trials.runner.cpu import machine_meter
+from trials.runner.cpu import machine_meter, runs_meter
 from trials.runner.fallback import run_fallback
 from trials.runner.limits import Limits
 from trials.runner.process import ProcessOutcome
@@ -276,9 +276,25 @@ def _machine(config: RunnerConfig, limits: Limits) -> tuple[SandboxStatus, bool,
         config.max_concurrent,
         first=config.uid_base if as_root else 0,
         always=config.cpu_slots,
-        admit_extra=lambda: (machine_meter().idle_fraction() or 0.0) >= config.min_idle,
+        admit_extra=_room_for_more(config, as_root),
     )
     return status, as_root, state, pool
+
+
+def _room_for_more(config: RunnerConfig, as_root: bool) -> Callable[[], bool]:
+    """Whether a run may take a slot beyond one per CPU: while the sandboxed programs (as root:
+    the processes of the slots' uids; else the whole machine) leave ``min_idle`` of the CPUs."""
+    meter = (
+        runs_meter(range(config.uid_base, config.uid_base + 2 * config.max_concurrent))
+        if as_root
+        else machine_meter()
+    )
+
+    def room() -> bool:
+        busy = meter.busy_fraction()
+        return busy is not None and busy <= 1 - config.min_idle
+
+    return room
 
 
 def _wait(config: RunnerConfig, queue_timeout: float | None) -> float:

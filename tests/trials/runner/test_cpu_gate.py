@@ -3,15 +3,18 @@ idle enough (trials/runner/cpu.py), so Checks that mostly sleep do not queue beh
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from trials.runner.config import RunnerConfig
-from trials.runner.cpu import CpuMeter
+from trials.runner.cpu import CpuMeter, machine_reader, uid_reader
 from trials.runner.slots import QueueTimeout, SlotPool
 
 
@@ -48,18 +51,47 @@ def _stat(path: Path, idle: int, busy: int) -> None:
     path.write_text(f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n")
 
 
-def test_the_meter_reads_the_idle_share_between_two_samples(tmp_path: Path) -> None:
+def test_the_machine_meter_reads_the_busy_share_between_two_samples(tmp_path: Path) -> None:
     stat = tmp_path / "stat"
     _stat(stat, idle=1000, busy=1000)
-    meter = CpuMeter(str(stat))
+    meter = CpuMeter(machine_reader(str(stat)))
     # The first reading samples twice, 0.1 s apart; nothing changed in between: no share.
-    assert meter.idle_fraction() is None
-    _stat(stat, idle=1300, busy=1100)  # 300 idle of 400 jiffies
-    assert meter.idle_fraction() == pytest.approx(0.75)
+    assert meter.busy_fraction() is None
+    _stat(stat, idle=1300, busy=1100)  # 100 busy of 400 jiffies
+    assert meter.busy_fraction() == pytest.approx(0.25)
 
 
-def test_an_unreadable_proc_stat_never_admits_extra_runs(tmp_path: Path) -> None:
-    assert CpuMeter(str(tmp_path / "missing")).idle_fraction() is None
+def test_an_unreadable_proc_never_admits_extra_runs(tmp_path: Path) -> None:
+    assert CpuMeter(machine_reader(str(tmp_path / "missing"))).busy_fraction() is None
+    assert CpuMeter(uid_reader(range(64000, 64002), str(tmp_path))).busy_fraction() is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process of another uid needs root")
+def test_the_runs_meter_counts_only_the_sandbox_uids(tmp_path: Path) -> None:
+    """A program spinning under a slot's uid shows up; the test process's own CPU (another
+    uid) does not."""
+    uid = 64990
+    spin = subprocess.Popen(
+        ["/usr/bin/timeout", "3", "/bin/sh", "-c", "while :; do :; done"],
+        user=uid,
+        group=uid,
+        cwd="/",
+    )
+    try:
+        meter = CpuMeter(uid_reader(range(uid, uid + 1)))
+        meter.busy_fraction()
+        time.sleep(0.5)
+        spinning = meter.busy_fraction()
+        others = CpuMeter(uid_reader(range(uid + 1, uid + 2)))
+        others.busy_fraction()
+        time.sleep(0.3)
+        idle = others.busy_fraction()
+    finally:
+        spin.kill()
+        spin.wait()
+    cpus = len(os.sched_getaffinity(0))
+    assert spinning is not None and spinning > 0.3 / cpus  # one busy CPU of the machine's
+    assert idle == 0.0
 
 
 def test_the_slot_settings_come_from_the_environment() -> None:
