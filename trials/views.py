@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -113,7 +113,8 @@ def _resume_page(
     if participant.external_id and not superseded:
         response.set_signed_cookie(
             waiting_cookie_name(trial),
-            participant.external_id,
+            # Quoted: an id may hold any character, a cookie only ASCII.
+            quote(participant.external_id, safe=""),
             salt=COOKIE_SALT,
             max_age=60 * 60 * 24,
             httponly=True,
@@ -126,7 +127,7 @@ def _waiting_for(request: HttpRequest, trial: Trial) -> str:
     value = request.get_signed_cookie(
         waiting_cookie_name(trial), default="", salt=COOKIE_SALT, max_age=60 * 60 * 24
     )
-    return str(value or "")
+    return unquote(str(value or ""))
 
 
 RESUME_STATUS = {"wrong_code": 400, "locked": 429, "active": 409, "code_required": 409}

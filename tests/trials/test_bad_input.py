@@ -77,3 +77,42 @@ def test_oversized_post_is_refused_cleanly(live_trial):
     client.get(ENTRY)
     response = client.post(f"{ENTRY}s/consent/", {"decision": "x" * 3_000_000})
     assert response.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_request_that_found_no_free_database_connection_gets_503_not_500(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Overload (every pooled connection busy for DB_POOL_TIMEOUT) is answered as such: 503
+    with Retry-After, which the pages retry; never a 500."""
+    from django.db import OperationalError
+    from django.test import Client
+    from psycopg_pool import PoolTimeout
+
+    from trials import participant_api
+
+    def exhausted(*args: object, **kwargs: object) -> None:
+        try:
+            raise PoolTimeout("couldn't get a connection after 20.00 sec")
+        except PoolTimeout as cause:
+            raise OperationalError(str(cause)) from cause
+
+    monkeypatch.setattr(participant_api, "_caller", exhausted)
+    response = Client(raise_request_exception=False).post(
+        "/t/any-trial/api/save/", "{}", content_type="application/json"
+    )
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert response.json()["error"] == "busy"
+
+
+def test_an_id_with_any_characters_survives_the_second_browser_cookie(live_trial):
+    """A second browser arriving with an id outside ASCII gets the resume page, whose
+    cookie (the id it waits for) must still be a valid cookie on the next request."""
+    pid = "é😍 id"
+    first, second = Client(raise_request_exception=False), Client(raise_request_exception=False)
+    assert first.get(ENTRY, {"PROLIFIC_PID": pid}).status_code == 302
+    page = second.get(ENTRY, {"PROLIFIC_PID": pid}, follow=True)
+    assert page.status_code == 200
+    assert all(ord(c) < 128 for morsel in second.cookies.values() for c in morsel.value)
+    assert second.get(ENTRY, {"PROLIFIC_PID": pid}, follow=True).status_code == 200
