@@ -47,6 +47,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.setup import recreate_database  # noqa: E402
+
 SLUG = "trio-skill-formation"
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/skilltrial_bench"
 DATASETS = ("participants", "items", "events", "allocations")
@@ -78,22 +80,6 @@ def database_exists(url: str) -> bool:
             "SELECT 1 FROM pg_database WHERE datname = %s", (parts.path.lstrip("/"),)
         ).fetchone()
     return row is not None
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name or name in ("postgres", "template0", "template1"):
-        raise SystemExit(f"refusing to drop database {name!r}: give a dedicated bench database")
-    admin = parts._replace(path="/postgres").geturl()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def prepare(args: argparse.Namespace) -> None:

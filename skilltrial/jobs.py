@@ -15,30 +15,19 @@ is harmless (each job only finishes rows still pending, compare-and-set).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 
+from skilltrial.threads import LazyPool
+
 __all__ = ["enqueue_on_commit"]
 
 logger = logging.getLogger("skilltrial.jobs")
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=getattr(settings, "JOBS_THREADS", 2), thread_name_prefix="job"
-            )
-        return _pool
+_executor = LazyPool("JOBS_THREADS", 2, "job")
 
 
 def _run(job: Callable[..., Any], kwargs: dict[str, Any]) -> None:

@@ -7,18 +7,12 @@ from __future__ import annotations
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
-
-try:
-    from psycopg_pool import PoolTimeout
-except ImportError:  # pragma: no cover - the pool is a dependency; SQLite needs none
-    PoolTimeout = None  # type: ignore[assignment,misc]
+from psycopg_pool import PoolTimeout
 
 RETRY_AFTER_SECONDS = 5
 
 
 def _pool_exhausted(exc: Exception) -> bool:
-    if PoolTimeout is None:
-        return False
     return isinstance(exc, PoolTimeout) or (
         isinstance(exc, OperationalError) and isinstance(exc.__cause__, PoolTimeout)
     )

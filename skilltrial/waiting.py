@@ -18,28 +18,17 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
-from django.conf import settings
 from django.db import connection, connections
+
+from skilltrial.threads import LazyPool
 
 __all__ = ["in_waiting_thread", "iterate_in_thread", "release_connection"]
 
 T = TypeVar("T")
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=getattr(settings, "WAITING_THREADS", 128), thread_name_prefix="wait"
-            )
-        return _pool
+_executor = LazyPool("WAITING_THREADS", 128, "wait")
 
 
 def release_connection() -> None:

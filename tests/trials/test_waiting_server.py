@@ -55,7 +55,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 HOST = "127.0.0.1"
 TASK = "tasks/concurrent_greetings"
 CSRF = "w" * 32  # an unmasked CSRF secret, sent as cookie and header alike
-STREAM = Reply(" ".join(f"word{i}" for i in range(24)), chunk_words=1, delay=0.2)
+STREAM = Reply(" ".join(f"word{i}" for i in range(24)), chunk_words=1, delay=0.3)
 
 
 class _Quiet(WSGIRequestHandler):
@@ -160,7 +160,7 @@ def test_an_autosave_is_answered_while_another_reply_streams(
     kind, port = server
     monkeypatch.setenv("SKILLTRIAL_TEST_ANTHROPIC_KEY", "sk-test")
     with FakeLLMServer() as llm:
-        llm.default = STREAM  # ~5 s of streaming, one word at a time
+        llm.default = STREAM  # ~7 s of streaming, one word at a time
         trial = _trial(tmp_path, llm)
         asker, _ = _in_task_stage(trial, "ai")
         saver, saving = _in_task_stage(trial)
