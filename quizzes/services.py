@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import math
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -18,8 +17,8 @@ from quizzes.models import AnswerKeyChange, HumanGrade, ItemResponse, QuizAttemp
 from quizzes.quizfile import IDK_VALUE, Question, order_for_participant, participant_view
 from quizzes.selectors import key_fields, participant_seed, stage_quiz
 from skilltrial import jobs
-from trials.judge import judge_code
 from trials.models import Participant, Stage, Trial
+from trials.sandboxing import judge_request, sandbox_call, verdict_from
 from trials.services.coding import run_tag, runner_limits
 from trials.stage_kinds import register_stage_kind
 
@@ -159,12 +158,16 @@ def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
     ):
         question = quiz.question(item.question_key)
         plan = grading.code_test_plan(question, item.response)
-        verdict = judge_code(
-            tests_source=plan.tests,
-            code=plan.code,
-            limits=runner_limits(),
-            tag=run_tag(participant),
-            queue_timeout=math.inf,
+        # On the runs queue, like participants' runs: a job worker runs no participant code.
+        verdict = verdict_from(
+            sandbox_call(
+                judge_request(
+                    tests=plan.tests,
+                    code=plan.code,
+                    limits=runner_limits(),
+                    tag=run_tag(participant),
+                )
+            )
         )
         if verdict.status in ("busy", "error"):
             # Not the answer's fault: it stays pending for `manage.py grade_pending_code`.

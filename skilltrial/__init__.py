@@ -1,3 +1,6 @@
 """skilltrial: randomized controlled trials of AI-assisted skill learning."""
 
+from skilltrial.celery import app as celery_app
+
+__all__ = ["celery_app"]
 __version__ = "0.1.0"

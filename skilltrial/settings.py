@@ -145,7 +145,20 @@ if env_bool("SECURE_SSL_REDIRECT", False):
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Redis (REDIS_URL) makes app servers stateless: the cache, Celery's broker and its results
+# live there. Without it (the embedded default) the cache is per process and Celery's tasks run
+# in the calling thread (eager mode): the same task code, no outside service.
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "skilltrial"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 REST_FRAMEWORK = {
     # Token first: an anonymous request then gets 401 with "WWW-Authenticate: Token" (the
@@ -204,9 +217,45 @@ TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
 # or the LLM (skilltrial/waiting.py): waits beyond this many queue in the process.
 WAITING_THREADS = env_int("WAITING_THREADS", 128)
 
-# Work kept off participants' requests (skilltrial/jobs.py): "thread" or "inline".
-JOBS_BACKEND = env_str("JOBS_BACKEND", "thread")
-JOBS_THREADS = env_int("JOBS_THREADS", 2)
+# Celery (skilltrial/celery.py). Every task is acknowledged after it ran and requeued when its
+# worker is lost; one message at a time per worker process keeps participants' runs in order.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND") or REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 7 * 24 * 3600)
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "jobs"
+CELERY_TASK_ROUTES = {
+    "trials.sandbox": {"queue": "runs"},
+    "trials.record_run": {"queue": "results"},
+}
+# A message taken by a worker that then died goes back to its queue after this many seconds
+# (Redis has no acknowledgement of its own). The runs and results workers use a short one and
+# their own bookkeeping keys (deploy/: CELERY_VISIBILITY_TIMEOUT=60, CELERY_UNACKED_KEY=runs);
+# the jobs worker a long one, longer than any export.
+_unacked = env_str("CELERY_UNACKED_KEY", "")
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    **(
+        {
+            "unacked_key": f"unacked_{_unacked}",
+            "unacked_index_key": f"unacked_index_{_unacked}",
+            "unacked_mutex_key": f"unacked_mutex_{_unacked}",
+        }
+        if _unacked
+        else {}
+    ),
+}
+# Waiting on a run from inside a job (quiz code grading) is allowed: the run is on another queue.
+SANDBOX_WAIT_SECONDS = env_int("SANDBOX_WAIT_SECONDS", 3600)
 
 # Where the participant pages send people who ask about the study (shown on error pages).
 SKILLTRIAL_CONTACT = env_str("SKILLTRIAL_CONTACT", "the research team")

@@ -376,6 +376,13 @@ class CodeRun(models.Model):
     tests_passed = models.PositiveIntegerField(null=True, blank=True)
     tests_total = models.PositiveIntegerField(null=True, blank=True)
     test_results = models.JSONField(default=list, blank=True)
+    job = models.UUIDField(
+        null=True,
+        blank=True,
+        unique=True,
+        editable=False,
+        help_text="The Run or Check this records: a retried recording stores it once",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -5,11 +5,13 @@ is decided here from the database, every time. Malformed input gets a 400 naming
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
 from functools import wraps
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from celery.result import AsyncResult
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -18,8 +20,10 @@ from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_POST
 
 from skilltrial.waiting import in_waiting_thread, iterate_in_thread, release_connection
+from trials import work
 from trials.models import Participant, Trial
 from trials.participant_session import participant_from_cookie
+from trials.sandboxing import trial_files
 from trials.selectors import live_trial
 from trials.services import StageConflict, TrialError, assistant, coding, events
 from trials.services.answers import AnswersChanged, answers_autosave
@@ -156,44 +160,56 @@ def save(
     return JsonResponse({"version": snapshot.version})
 
 
-def _begin_run(participant: Participant, body: dict[str, Any], kind: str) -> coding.PendingRun:
+def _begin_run(
+    participant: Participant, body: dict[str, Any], kind: str, job: str
+) -> tuple[coding.PendingRun, AsyncResult[Any] | None]:
+    """Store the code and, with a broker, send the run at once (None in eager mode)."""
     stage, task = coding.coding_task(
         participant=participant,
         stage_key=_field(body, "stage", str),
         task_folder=_field(body, "task", str),
     )
     pending = coding.code_run_begin(
-        participant=participant, stage=stage, task=task, code=_field(body, "code", str), kind=kind
+        participant=participant,
+        stage=stage,
+        task=task,
+        code=_field(body, "code", str),
+        kind=kind,
+        job=job,
     )
-    release_connection()  # the wait for the sandbox holds no database connection
-    return pending
-
-
-def _run_answer(kind: str, outcome: coding.RunOutcome) -> JsonResponse:
-    run = outcome.run
-    if run.status == "busy":
-        return JsonResponse({"error": "busy", "message": outcome.message}, status=503)
-    data: dict[str, Any] = {
-        "status": run.status,
-        "message": outcome.message,
-        "exit_code": run.exit_code,
-        "duration_ms": run.duration_ms,
-        "timed_out": run.status == "timeout",
-        "version": run.snapshot_version,
-    }
-    if kind == "run":
-        data.update(stdout=run.stdout, stderr=run.stderr, truncated=run.output_truncated)
+    sent = None
+    if work.eager():
+        # The sandbox step runs in a waiting thread, which reads no database: the frozen
+        # files it needs are fetched here, once per process.
+        trial_files(participant.trial.protocol_hash)
     else:
-        passed = sum(1 for t in outcome.tests if t["passed"])
+        sent = work.send(pending)
+    release_connection()  # the wait for the sandbox holds no database connection
+    return pending, sent
+
+
+def _run_answer(kind: str, answer: dict[str, Any]) -> JsonResponse:
+    if answer["status"] == "busy":
+        message = answer.get("message") or "The server is busy; please try again."
+        return JsonResponse({"error": "busy", "message": message}, status=503)
+    data: dict[str, Any] = {
+        key: answer[key] for key in ("status", "message", "exit_code", "duration_ms", "version")
+    }
+    data["timed_out"] = answer["status"] == "timeout"
+    if kind == "run":
+        data.update(stdout=answer["stdout"], stderr=answer["stderr"], truncated=answer["truncated"])
+    else:
+        tests = answer["tests"]
+        passed = sum(1 for t in tests if t["passed"])
         data.update(
-            tests=outcome.tests,
+            tests=tests,
             passed=passed,
-            total=len(outcome.tests),
-            all_passed=bool(outcome.tests) and passed == len(outcome.tests),
-            first_pass=outcome.first_pass,
+            total=len(tests),
+            all_passed=bool(tests) and passed == len(tests),
+            first_pass=answer["first_pass"],
             # Errors that stopped the tests from running (syntax errors, time-outs) are shown;
             # what the tests printed is not.
-            stderr=run.stderr if not outcome.tests else "",
+            stderr=answer["stderr"] if not tests else "",
         )
     return JsonResponse(data)
 
@@ -202,10 +218,25 @@ def _run(kind: str) -> AsyncHandler:
     async def view(
         request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
     ) -> HttpResponse:
-        pending = await sync_to_async(_begin_run)(participant, body, kind)
-        ran = await in_waiting_thread(coding.code_run_sandbox, pending)
-        outcome = await sync_to_async(coding.code_run_finish)(pending, ran)
-        return _run_answer(kind, outcome)
+        # One Run or Check per participant in flight, across app servers and runner workers.
+        job = str(uuid.uuid4())
+        if not await in_waiting_thread(work.take_turn, participant.pk, job):
+            return _run_answer(kind, work.BUSY)
+        try:
+            pending, sent = await sync_to_async(_begin_run)(participant, body, kind, job)
+        except BaseException:
+            work.give_turn_back(participant.pk, job)
+            raise
+        if sent is not None:
+            answer = await in_waiting_thread(work.wait, sent)
+        else:
+            try:
+                ran = await in_waiting_thread(work.sandbox_here, pending)
+            except BaseException:
+                work.give_turn_back(participant.pk, job)
+                raise
+            answer = await sync_to_async(work.record_here)(ran, pending)
+        return _run_answer(kind, answer)
 
     return view
 

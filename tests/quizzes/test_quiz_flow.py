@@ -301,8 +301,8 @@ def test_code_answers_are_stored_at_once_and_graded_off_the_request(
     submitted: list[tuple[object, dict]] = []
 
     class Recorder:
-        def submit(self, run, job, kwargs):
-            submitted.append((job, kwargs))
+        def submit(self, run, path, kwargs):
+            submitted.append((run, path, kwargs))
 
     monkeypatch.setattr(jobs, "_executor", lambda: Recorder())
     _launch_with_code_question(tmp_path)
@@ -312,8 +312,11 @@ def test_code_answers_are_stored_at_once_and_graded_off_the_request(
     item = ItemResponse.objects.get(question_key="write_double")
     assert item.status == "needs_sandbox" and item.graded_at is None
     assert len(submitted) == 1
-    job, kwargs = submitted[0]
-    assert job(**kwargs) == 1  # what the worker thread runs
+    run, path, kwargs = submitted[0]
+    assert path == "quizzes.services.grade_code_job"
+    assert run is jobs._in_thread
+    # What the worker thread runs: the Celery task, in this process.
+    assert jobs.job.apply((path, kwargs)).get() == 1
     item.refresh_from_db()
     assert (item.status, item.points) == ("auto", 2)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from trials import runner
 from trials.event_types import EventName, RunPayload, task_payload
-from trials.judge import judge_code
 from trials.models import CodeRun, CodeSnapshot, Participant, Stage, TaskState
+from trials.sandboxing import Ran, check_request, run_request
 from trials.services.errors import StageConflict, TrialError
 from trials.services.events import event_log
 from trials.services.stages import (
@@ -29,7 +29,7 @@ from trials.services.stages import (
     participant_complete_stage,
     participant_sync_clock,
 )
-from trials.tasks import ENTRY_FILE, Task, exception_type, load_task
+from trials.tasks import Task, exception_type, load_task
 
 logger = logging.getLogger("skilltrial.coding")
 
@@ -176,78 +176,6 @@ def queue_position(*, participant: Participant) -> int | None:
     return runner.queue_position(run_tag(participant))
 
 
-def _status(result: runner.RunResult) -> str:
-    if result.reason == "queue_timeout":
-        return "busy"
-    if result.timed_out:
-        return "timeout"
-    return "ok" if result.ok else "error"
-
-
-@dataclass(frozen=True)
-class Ran:
-    """What the sandbox gave back for a Run or a Check, in the fields a CodeRun stores."""
-
-    tests: list[dict[str, Any]]
-    status: str
-    stdout: str
-    stderr: str
-    exit_code: int | None
-    duration: float
-    truncated: bool
-    sandbox: str
-    message: str
-    all_passed: bool
-
-
-def _check_in_sandbox(participant: Participant, task: Task, code: str) -> Ran:
-    # A Check is never dropped for load: it waits its turn (its completion time, if it
-    # passes, is still the moment it was submitted).
-    verdict = judge_code(
-        tests_source=task.tests,
-        code=code,
-        show=task.show,
-        limits=runner_limits(),
-        tag=run_tag(participant),
-        queue_timeout=math.inf,
-    )
-    tests = [
-        {"name": t["name"], "passed": t["passed"], "message": t["message"]} for t in verdict.tests
-    ]
-    # The participant's program prints nothing a participant needs during a check (the
-    # tests call its functions); its errors are shown when there is no verdict.
-    return Ran(
-        tests=tests,
-        status=verdict.status,
-        stdout="",
-        stderr=verdict.stderr,
-        exit_code=None,
-        duration=verdict.duration_seconds,
-        truncated=False,
-        sandbox=verdict.sandbox,
-        message=verdict.message,
-        all_passed=verdict.all_passed,
-    )
-
-
-def _run_in_sandbox(participant: Participant, code: str) -> Ran:
-    result = runner.run_python(
-        {ENTRY_FILE: code}, ENTRY_FILE, limits=runner_limits(), tag=run_tag(participant)
-    )
-    return Ran(
-        tests=[],
-        status=_status(result),
-        stdout=result.stdout,
-        stderr=result.stderr,
-        exit_code=result.exit_code,
-        duration=result.duration_seconds,
-        truncated=result.truncated,
-        sandbox=result.sandbox,
-        message=result.message,
-        all_passed=False,
-    )
-
-
 @dataclass(frozen=True)
 class PendingRun:
     """A Run or Check whose code is stored and which waits for the sandbox."""
@@ -259,26 +187,57 @@ class PendingRun:
     kind: str
     started: datetime
     """When it was submitted: a passing Check completes the task at this moment."""
+    job: str
+    """Names this Run or Check: recording it twice stores it once."""
+
+    def sandbox_request(self) -> dict[str, Any]:
+        """What the runner is asked (``trials.sandboxing``): a Check names its trial by
+        protocol hash and its task by folder, never the tests."""
+        tag = run_tag(self.participant)
+        if self.kind == CodeRun.Kind.CHECK:
+            return check_request(
+                protocol_hash=self.participant.trial.protocol_hash,
+                task=self.task.folder,
+                code=self.snapshot.code,
+                tag=tag,
+            )
+        return run_request(code=self.snapshot.code, tag=tag)
+
+    def message(self) -> dict[str, Any]:
+        """Ids in, for the recording step (which may run in another process)."""
+        return {
+            "participant": str(self.participant.pk),
+            "stage": self.stage.pk,
+            "task": self.task.folder,
+            "snapshot": self.snapshot.pk,
+            "kind": self.kind,
+            "started": self.started.isoformat(),
+            "job": self.job,
+        }
 
 
-def code_run(
-    *, participant: Participant, stage: Stage, task: Task, code: str, kind: str
-) -> RunOutcome:
-    """Run the participant's program (kind "run") or the task's hidden tests against it
-    (kind "check") in the sandbox, and record it. The first check in which every test passes
-    is the task's completion, stamped with server time.
-
-    In three steps, which the async views take apart so that no request worker waits on the
-    sandbox: ``code_run_begin`` (database), ``code_run_sandbox`` (no database: it may run in
-    any thread) and ``code_run_finish`` (database)."""
-    pending = code_run_begin(participant=participant, stage=stage, task=task, code=code, kind=kind)
-    return code_run_finish(pending, code_run_sandbox(pending))
+def pending_run(message: dict[str, Any]) -> PendingRun:
+    """The PendingRun a ``message()`` names, reloaded."""
+    participant = Participant.objects.select_related("trial").get(pk=message["participant"])
+    started = datetime.fromisoformat(message["started"])
+    return PendingRun(
+        participant=participant,
+        stage=Stage.objects.get(pk=message["stage"], trial_id=participant.trial_id),
+        task=load_task(participant.trial.files, message["task"]),
+        snapshot=CodeSnapshot.objects.get(pk=message["snapshot"], participant=participant),
+        kind=message["kind"],
+        started=started,
+        job=message["job"],
+    )
 
 
 def code_run_begin(
-    *, participant: Participant, stage: Stage, task: Task, code: str, kind: str
+    *, participant: Participant, stage: Stage, task: Task, code: str, kind: str, job: str = ""
 ) -> PendingRun:
-    """Store the code the run is about (a new version unless unchanged) and stamp the time."""
+    """Store the code the run is about (a new version unless unchanged) and stamp the time.
+    Then the sandbox runs it (``PendingRun.sandbox_request``, no database) and
+    ``code_run_record`` records what came back: the Run or Check is three steps, so that no
+    request worker waits on the sandbox and a runner holds no write access."""
     started = timezone.now()
     snapshot = code_save(
         participant=participant, stage=stage, task=task, code=code, base_version=None, source=kind
@@ -290,61 +249,77 @@ def code_run_begin(
         snapshot=snapshot,
         kind=kind,
         started=started,
+        job=job or str(uuid.uuid4()),
     )
 
 
-def code_run_sandbox(pending: PendingRun) -> Ran:
-    """The run itself: waits for a slot (a Check waits as long as it takes), then the program
-    or the trusted checker. Touches no database."""
-    if pending.kind == CodeRun.Kind.CHECK:
-        return _check_in_sandbox(pending.participant, pending.task, pending.snapshot.code)
-    return _run_in_sandbox(pending.participant, pending.snapshot.code)
-
-
-def code_run_finish(pending: PendingRun, ran: Ran) -> RunOutcome:
+def code_run_record(pending: PendingRun, ran: Ran) -> RunOutcome:
     """Record what the sandbox gave back, and the task's completion if this was the first
-    Check that passed, submitted in time."""
+    Check that passed, submitted in time. Recording the same job again (a requeued message)
+    stores nothing and answers what was stored."""
     participant, stage, task, kind = pending.participant, pending.stage, pending.task, pending.kind
-    snapshot, started = pending.snapshot, pending.started
+    started = pending.started
     in_time = (
         participant.stage_deadline is None or started <= participant.stage_deadline + DEADLINE_GRACE
     )
     # The sandbox ran outside any transaction (seconds); only the record is transactional.
-    with transaction.atomic():
-        run = _store_run(participant, stage, task, snapshot, kind, ran)
-        first_pass = _count_run(participant, stage, task, kind, started if in_time else None, ran)
-        event_log(
-            participant,
-            EventName.CHECK if kind == CodeRun.Kind.CHECK else EventName.RUN,
-            stage=stage,
-            payload=RunPayload(
-                task=task.folder,
-                run_id=run.pk,
-                code_sha256=run.code_sha256,
-                version=snapshot.version,
-                status=ran.status,
-                exit_code=ran.exit_code,
-                exception_type=run.exception_type,
-                duration_ms=run.duration_ms,
-                tests_passed=run.tests_passed,
-                tests_total=run.tests_total,
-                first_pass=first_pass,
-                sandbox=ran.sandbox,
-            ).as_dict(),
-        )
-        if first_pass:
-            event_log(
-                participant,
-                EventName.TASK_COMPLETED,
-                stage=stage,
-                payload=task_payload(task.folder),
+    try:
+        with transaction.atomic():
+            run = _store_run(pending, ran)
+            first_pass = _count_run(
+                participant, stage, task, kind, started if in_time else None, ran
             )
+            _log_run(pending, run, ran, first_pass)
+    except IntegrityError:
+        stored = CodeRun.objects.filter(job=pending.job).first()
+        if stored is None:
+            raise
+        run = stored
+        return RunOutcome(
+            run=run,
+            tests=run.test_results,
+            first_pass=TaskState.objects.filter(
+                participant=participant, task=task.folder, first_passed_at=started
+            ).exists()
+            and ran.all_passed,
+            message=ran.message,
+        )
     return RunOutcome(run=run, tests=ran.tests, first_pass=first_pass, message=ran.message)
 
 
-def _store_run(
-    participant: Participant, stage: Stage, task: Task, snapshot: CodeSnapshot, kind: str, ran: Ran
-) -> CodeRun:
+def _log_run(pending: PendingRun, run: CodeRun, ran: Ran, first_pass: bool) -> None:
+    participant, stage, task, kind = pending.participant, pending.stage, pending.task, pending.kind
+    event_log(
+        participant,
+        EventName.CHECK if kind == CodeRun.Kind.CHECK else EventName.RUN,
+        stage=stage,
+        payload=RunPayload(
+            task=task.folder,
+            run_id=run.pk,
+            code_sha256=run.code_sha256,
+            version=pending.snapshot.version,
+            status=ran.status,
+            exit_code=ran.exit_code,
+            exception_type=run.exception_type,
+            duration_ms=run.duration_ms,
+            tests_passed=run.tests_passed,
+            tests_total=run.tests_total,
+            first_pass=first_pass,
+            sandbox=ran.sandbox,
+        ).as_dict(),
+    )
+    if first_pass:
+        event_log(
+            participant,
+            EventName.TASK_COMPLETED,
+            stage=stage,
+            payload=task_payload(task.folder),
+        )
+
+
+def _store_run(pending: PendingRun, ran: Ran) -> CodeRun:
+    participant, stage, task, kind = pending.participant, pending.stage, pending.task, pending.kind
+    snapshot = pending.snapshot
     is_check = kind == CodeRun.Kind.CHECK
     return CodeRun.objects.create(
         participant=participant,
@@ -364,6 +339,7 @@ def _store_run(
         tests_passed=sum(1 for t in ran.tests if t["passed"]) if is_check else None,
         tests_total=len(ran.tests) if is_check else None,
         test_results=ran.tests,
+        job=pending.job,
     )
 
 
