@@ -250,7 +250,7 @@ def queue(
     request: HttpRequest, trial: Trial, participant: Participant, body: dict[str, Any]
 ) -> HttpResponse:
     """Where this participant's waiting Run or Check stands in the machine's run queue."""
-    return JsonResponse({"position": coding.queue_position(participant=participant)})
+    return JsonResponse({"position": work.queue_position(participant)})
 
 
 @participant_endpoint

@@ -13,15 +13,18 @@ thread, the recording where the request's database work runs.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import fields
 from typing import Any
 
+import redis
 from celery import chain, shared_task
 from celery.result import AsyncResult
 from django.conf import settings
 from django.core.cache import cache
 
+from trials.models import Participant
 from trials.sandboxing import Ran, sandbox
 from trials.services import coding
 
@@ -29,6 +32,7 @@ __all__ = [
     "BUSY",
     "eager",
     "give_turn_back",
+    "queue_position",
     "record_here",
     "record_run",
     "sandbox_here",
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 BUSY: dict[str, Any] = {"status": "busy"}
+RUNS_QUEUE = "runs"
 _RAN_FIELDS = {f.name for f in fields(Ran)}
 
 
@@ -106,10 +111,38 @@ def give_turn_back(participant_id: object, job: str) -> None:
 
 def send(pending: coding.PendingRun) -> AsyncResult[Any]:
     """Send the Run or Check through the queues: the sandbox, then its recording. Called at
-    once after the code is stored, so that a stored Run or Check is always sent."""
+    once after the code is stored, so that a stored Run or Check is always sent. The sandbox
+    task's id is the job's (``queue_position`` finds it in the queue by it)."""
     return chain(
-        sandbox.s(pending.sandbox_request()), record_run.s(pending.message())
+        sandbox.s(pending.sandbox_request()).set(task_id=pending.job),
+        record_run.s(pending.message()),
     ).apply_async()
+
+
+_SCAN = 5000  # queue entries looked at, at most, to place a participant's run
+
+
+def queue_position(participant: Participant) -> int | None:
+    """How many runs are ahead of this participant's waiting Run or Check (None: none waits,
+    or it is further back than anyone needs to be told)."""
+    if eager():
+        return coding.queue_position(participant=participant)
+    job = cache.get(_in_flight_key(participant.pk))
+    if job is None:
+        return None
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        # Kombu's Redis queue is a list: new messages on the left, workers take from the right.
+        waiting = client.lrange(RUNS_QUEUE, -_SCAN, -1)
+    finally:
+        client.close()
+    for ahead, raw in enumerate(reversed(waiting)):
+        try:
+            if json.loads(raw)["headers"]["id"] == job:
+                return ahead
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def wait(result: AsyncResult[Any]) -> dict[str, Any]:
