@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ from urllib.parse import urlencode
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from tests.builders import ELIGIBLE, SAMPLE, launched_trial
@@ -156,12 +158,9 @@ def _runs_code(fleet: Fleet, name: str) -> bool:
 
 
 def _runner_role() -> None:
-    """A role that may read the trials table and nothing else (the runner workers')."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [RUNNER_ROLE])
-        if cursor.fetchone() is None:
-            cursor.execute(f"CREATE ROLE {RUNNER_ROLE} LOGIN")
-        cursor.execute(f"GRANT SELECT ON trials_trial TO {RUNNER_ROLE}")
+    """The role runner workers connect as (``manage.py runner_role``): it reads the trials
+    table and nothing else."""
+    call_command("runner_role", RUNNER_ROLE, stdout=io.StringIO())
 
 
 def _env(**extra: str) -> dict[str, str]:
