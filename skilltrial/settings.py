@@ -92,6 +92,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "options", "-c cursor_tuple_fraction=1.0"
     )
+    # Behind PgBouncer in transaction pooling mode a server-side cursor cannot live across
+    # statements: DB_DISABLE_SERVER_SIDE_CURSORS=1 (with DB_POOL_SIZE=0).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+        "DB_DISABLE_SERVER_SIDE_CURSORS", False
+    )
     # A pool of connections per server process (psycopg_pool), shared by its request threads.
     # Under ASGI every request runs its synchronous code in a thread of its own, so a
     # persistent connection (DB_CONN_MAX_AGE) would die with that thread; the pool keeps them.

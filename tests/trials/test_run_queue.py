@@ -130,7 +130,7 @@ def test_a_recorded_run_gives_the_turn_back(monkeypatch):
     assert work.take_turn("p9", job)
     monkeypatch.setattr(coding, "pending_run", lambda message: object())
     monkeypatch.setattr(coding, "code_run_record", lambda pending, ran: _outcome())
-    answer = {f: None for f in Ran.__dataclass_fields__}
+    answer = dict.fromkeys(Ran.__dataclass_fields__)
     work.record_run.apply((answer, {"participant": "p9", "job": job})).get()
     assert work.take_turn("p9", str(uuid.uuid4()))  # free again
     cache.clear()
