@@ -464,8 +464,13 @@ def _verify(trial: Trial, people: list[Person], fleet: Fleet) -> None:
 
     try:
         _wait_until(all_recorded, "every submitted Run and Check to be recorded", 180)
-    except AssertionError:
-        raise AssertionError(fleet.log("runner2") + fleet.log("results")) from None
+    except AssertionError as exc:
+        recorded = CodeRun.objects.filter(participant__trial=trial).count()
+        raise AssertionError(
+            f"{exc}: {len(submitted)} submitted, {recorded} recorded\n"
+            + fleet.log("runner2")
+            + fleet.log("results")
+        ) from None
     runs = list(
         CodeRun.objects.filter(participant__trial=trial).values_list(
             "participant_id", "kind", "snapshot_version", "tests_passed", "tests_total"
