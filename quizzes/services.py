@@ -18,7 +18,7 @@ from quizzes.quizfile import IDK_VALUE, Question, order_for_participant, partici
 from quizzes.selectors import key_fields, participant_seed, stage_quiz
 from skilltrial import jobs
 from trials.models import Participant, Stage, Trial
-from trials.sandboxing import judge_request, sandbox_call, verdict_from
+from trials.sandbox_requests import dispatch, judge_request, verdict_from
 from trials.services.coding import run_tag, runner_limits
 from trials.stage_kinds import register_stage_kind
 
@@ -160,7 +160,7 @@ def grade_code_responses(*, participant: Participant, stage: Stage) -> int:
         plan = grading.code_test_plan(question, item.response)
         # On the runs queue, like participants' runs: a job worker runs no participant code.
         verdict = verdict_from(
-            sandbox_call(
+            dispatch(
                 judge_request(
                     tests=plan.tests,
                     code=plan.code,

@@ -42,7 +42,7 @@ def job(path: str, kwargs: dict[str, Any]) -> Any:
 def _in_thread(path: str, kwargs: dict[str, Any]) -> None:
     close_old_connections()
     try:
-        job.apply((path, kwargs)).get()
+        job.apply((path, kwargs)).get(disable_sync_subtasks=False)
     except Exception:
         logger.exception("job %s(%s) failed; its rows stay pending", path, kwargs)
     finally:
@@ -57,7 +57,7 @@ def enqueue_on_commit(function: Callable[..., Any], /, **kwargs: Any) -> None:
         return
     backend = getattr(settings, "JOBS_BACKEND", "thread")
     if backend == "inline":
-        transaction.on_commit(lambda: job.apply((path, kwargs)).get())
+        transaction.on_commit(lambda: job.apply((path, kwargs)).get(disable_sync_subtasks=False))
     elif backend == "thread":
         transaction.on_commit(lambda: _executor().submit(_in_thread, path, kwargs))
     else:

@@ -19,3 +19,8 @@ class TrialsConfig(AppConfig):
         # No sender: the groups take every app's permissions, so run after the last app migrates
         # (idempotent). With sender=self it ran before analysis' permissions existed.
         post_migrate.connect(_ensure_groups, dispatch_uid="skilltrial-ensure-groups")
+        # deferred: the runs queue's task needs the models, which load after this module
+        from trials import sandbox_requests, sandboxing
+
+        # Staff sandbox work (quiz code answers, checks of solutions) goes to the runs queue.
+        sandbox_requests.send_requests_with(sandboxing.sandbox_call)

@@ -46,6 +46,7 @@ from trials.definition import (
 )
 from trials.definition.stage_files import ProtocolJob, stage_file
 from trials.judge import CheckVerdict, TestsProblem, judge_code, test_specs
+from trials.sandbox_requests import dispatch, judge_request, on_the_runs_queue, verdict_from
 
 __all__ = ["Job", "clip", "guarded", "last_line", "protocol_problems", "remembered", "sha"]
 
@@ -113,13 +114,18 @@ def _judge(
     config: runner.RunnerConfig,
     sound: Callable[[CheckVerdict], bool],
 ) -> CheckVerdict:
-    return remembered(
-        ("check", sha(tests), sha(code), limits, config),
-        lambda: judge_code(
+    def check() -> CheckVerdict:
+        if on_the_runs_queue(config):
+            # Solutions are participant-like code: they run where participants' code runs.
+            request = judge_request(
+                tests=tests, code=code, limits=limits, queue_timeout=config.queue_timeout_seconds
+            )
+            return verdict_from(dispatch(request))
+        return judge_code(
             tests_source=tests, code=code, show="messages", limits=limits, config=config
-        ),
-        sound,
-    )
+        )
+
+    return remembered(("check", sha(tests), sha(code), limits, config), check, sound)
 
 
 def _no_verdict(verdict: CheckVerdict, limits: runner.Limits) -> str:

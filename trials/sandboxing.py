@@ -15,10 +15,9 @@ With no broker (the embedded default) ``sandbox_call`` runs the task in the call
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from celery import shared_task
@@ -27,18 +26,10 @@ from django.conf import settings
 from trials import runner
 from trials.judge import CheckVerdict, judge_code
 from trials.models import Trial
+from trials.sandbox_requests import Ran, execute_staff, limits_from, wait_from
 from trials.tasks import ENTRY_FILE, load_task
 
-__all__ = [
-    "Ran",
-    "check_request",
-    "judge_request",
-    "run_request",
-    "sandbox",
-    "sandbox_call",
-    "trial_files",
-    "verdict_from",
-]
+__all__ = ["execute", "sandbox", "sandbox_call", "trial_files"]
 
 _FILES_KEPT = 16
 _files: OrderedDict[str, dict[str, str]] = OrderedDict()
@@ -67,23 +58,6 @@ def trial_files(protocol_hash: str) -> dict[str, str]:
     return files
 
 
-@dataclass(frozen=True)
-class Ran:
-    """What the sandbox gave back for a participant's Run or Check, in the fields a CodeRun
-    stores."""
-
-    tests: list[dict[str, Any]]
-    status: str
-    stdout: str
-    stderr: str
-    exit_code: int | None
-    duration: float
-    truncated: bool
-    sandbox: str
-    message: str
-    all_passed: bool
-
-
 def _limits(raw: list[float] | None) -> runner.Limits:
     if raw is None:
         return runner.Limits(
@@ -91,36 +65,7 @@ def _limits(raw: list[float] | None) -> runner.Limits:
             wall_seconds=settings.RUNNER_WALL_SECONDS,
             memory_bytes=settings.RUNNER_MEMORY_BYTES,
         )
-    cpu, wall, memory = raw
-    return runner.Limits(cpu_seconds=int(cpu), wall_seconds=float(wall), memory_bytes=int(memory))
-
-
-def _wait(raw: float | None) -> float | None:
-    return math.inf if raw is None else raw
-
-
-def check_request(*, protocol_hash: str, task: str, code: str, tag: str) -> dict[str, Any]:
-    """A participant's Check: the task's hidden tests against ``code`` (it waits its turn)."""
-    return {"op": "check", "trial": protocol_hash, "task": task, "code": code, "tag": tag}
-
-
-def run_request(*, code: str, tag: str) -> dict[str, Any]:
-    """A participant's Run of their program."""
-    return {"op": "run", "code": code, "tag": tag}
-
-
-def judge_request(
-    *, tests: str, code: str, show: str = "messages", tag: str = "", limits: runner.Limits
-) -> dict[str, Any]:
-    """Staff work: ``tests`` against ``code``; the answer is a CheckVerdict's fields."""
-    return {
-        "op": "judge",
-        "tests": tests,
-        "code": code,
-        "show": show,
-        "tag": tag,
-        "limits": [limits.cpu_seconds, limits.wall_seconds, limits.memory_bytes],
-    }
+    return limits_from(raw)
 
 
 def _verdict(request: dict[str, Any], tests: str, show: str) -> CheckVerdict:
@@ -130,7 +75,7 @@ def _verdict(request: dict[str, Any], tests: str, show: str) -> CheckVerdict:
         show=show,
         limits=_limits(request.get("limits")),
         tag=request.get("tag", ""),
-        queue_timeout=_wait(request.get("queue_timeout")),
+        queue_timeout=wait_from(request.get("queue_timeout")),
     )
 
 
@@ -192,8 +137,8 @@ def execute(request: dict[str, Any]) -> dict[str, Any]:
         return asdict(_participant_check(request))
     if op == "run":
         return asdict(_participant_run(request))
-    if op == "judge":
-        return asdict(_verdict(request, request["tests"], request.get("show", "messages")))
+    if op in ("judge", "program"):
+        return execute_staff(request)
     raise ValueError(f"unknown sandbox request op {op!r}")
 
 
@@ -205,13 +150,11 @@ def sandbox(request: dict[str, Any]) -> dict[str, Any]:
 def sandbox_call(request: dict[str, Any]) -> dict[str, Any]:
     """Send ``request`` to the ``runs`` queue and wait for its answer (in this thread when
     there is no broker)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        # ``apply``, not an eager ``apply_async``: that flips a process-wide flag which threads
+        # doing the same at once can leave set ("Never call result.get() within a task").
+        answer: dict[str, Any] = sandbox.apply((request,)).get(disable_sync_subtasks=False)
+        return answer
     result = sandbox.apply_async((request,))
-    answer: dict[str, Any] = result.get(
-        timeout=settings.SANDBOX_WAIT_SECONDS, disable_sync_subtasks=False
-    )
+    answer = result.get(timeout=settings.SANDBOX_WAIT_SECONDS, disable_sync_subtasks=False)
     return answer
-
-
-def verdict_from(answer: dict[str, Any]) -> CheckVerdict:
-    """The CheckVerdict a ``judge`` request gave back."""
-    return CheckVerdict(**answer)

@@ -25,7 +25,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from trials.models import Participant
-from trials.sandboxing import Ran, sandbox
+from trials.sandbox_requests import Ran
+from trials.sandboxing import sandbox
 from trials.services import coding
 
 __all__ = [
@@ -156,11 +157,15 @@ def wait(result: AsyncResult[Any]) -> dict[str, Any]:
 
 def sandbox_here(pending: coding.PendingRun) -> dict[str, Any]:
     """Eager mode, first step: the sandbox task in this thread (no database)."""
-    answer: dict[str, Any] = sandbox.apply((pending.sandbox_request(),)).get()
+    answer: dict[str, Any] = sandbox.apply((pending.sandbox_request(),)).get(
+        disable_sync_subtasks=False
+    )
     return answer
 
 
 def record_here(sandbox_answer: dict[str, Any], pending: coding.PendingRun) -> dict[str, Any]:
     """Eager mode, second step: the recording task in this thread."""
-    answer: dict[str, Any] = record_run.apply((sandbox_answer, pending.message())).get()
+    answer: dict[str, Any] = record_run.apply((sandbox_answer, pending.message())).get(
+        disable_sync_subtasks=False
+    )
     return answer

@@ -22,6 +22,7 @@ from trials.definition.checker import Path_, Problem, format_path, locate, toml_
 from trials.definition.stage_files import ProtocolJob
 from trials.judge import TestsProblem, test_specs
 from trials.protocol_check import clip, guarded, last_line, remembered, sha
+from trials.sandbox_requests import dispatch, on_the_runs_queue, program_request, result_from
 from trials.tasks import ENTRY_FILE
 
 
@@ -29,11 +30,15 @@ def _run(code: str, limits: runner.Limits, config: runner.RunnerConfig, expected
     def sound(result: runner.RunResult) -> bool:
         return result.reason == "exited" and _matches(result.stdout, expected)
 
-    return remembered(
-        ("run", sha(code), limits, config),
-        lambda: runner.run_python({ENTRY_FILE: code}, ENTRY_FILE, limits=limits, config=config),
-        sound,
-    )
+    def run() -> runner.RunResult:
+        if on_the_runs_queue(config):
+            request = program_request(
+                code=code, limits=limits, queue_timeout=config.queue_timeout_seconds
+            )
+            return result_from(dispatch(request))
+        return runner.run_python({ENTRY_FILE: code}, ENTRY_FILE, limits=limits, config=config)
+
+    return remembered(("run", sha(code), limits, config), run, sound)
 
 
 def _matches(printed: str, expected: str) -> bool:

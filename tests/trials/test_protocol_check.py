@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from quizzes.quizfile import load_quiz
-from trials import protocol_check, runner
+from trials import protocol_check, runner, sandbox_requests
 from trials.definition import StageFileFormatMissing, TrialDefinition, load_trial_dir, stage_files
 from trials.models import Trial
 from trials.runner.slots import SlotPool
@@ -228,6 +228,7 @@ def test_a_second_check_of_the_same_files_runs_nothing_in_the_sandbox(
         return real_run(*args, **kwargs)
 
     monkeypatch.setattr(protocol_check, "judge_code", judge)
+    monkeypatch.setattr(sandbox_requests, "judge_code", judge)  # through the runs queue
     monkeypatch.setattr(runner, "run_python", run)
     # Limits of their own: nothing is remembered for them yet.
     limits = runner.Limits(wall_seconds=14.5)

@@ -17,7 +17,8 @@ from django.core.cache import cache
 from tests.builders import SAMPLE, enroll
 from trials import work
 from trials.models import CodeRun, Event, TaskState, Trial
-from trials.sandboxing import Ran, execute, trial_files
+from trials.sandbox_requests import Ran
+from trials.sandboxing import execute, trial_files
 from trials.services import coding
 
 TASK = "tasks/concurrent_greetings"

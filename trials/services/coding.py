@@ -21,7 +21,7 @@ from django.utils import timezone
 from trials import runner
 from trials.event_types import EventName, RunPayload, task_payload
 from trials.models import CodeRun, CodeSnapshot, Participant, Stage, TaskState
-from trials.sandboxing import Ran, check_request, run_request
+from trials.sandbox_requests import Ran, check_request, run_request
 from trials.services.errors import StageConflict, TrialError
 from trials.services.events import event_log
 from trials.services.stages import (
