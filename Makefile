@@ -72,6 +72,7 @@ bench: setup-dev
 	$(PY) bench/bench_enroll.py
 	$(PY) bench/bench_telemetry.py
 	$(PY) bench/bench_load.py
+	$(PY) bench/bench_queues.py
 	$(PY) bench/bench_runner.py studies/trio-skill-formation/tasks/*/solution.py
 	$(PY) bench/bench_check.py
 	$(PY) bench/bench_data.py
