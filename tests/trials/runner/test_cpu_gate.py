@@ -4,6 +4,7 @@ idle enough (trials/runner/cpu.py), so Checks that mostly sleep do not queue beh
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -71,11 +72,15 @@ def test_the_runs_meter_counts_only_the_sandbox_uids(tmp_path: Path) -> None:
     """A program spinning under a slot's uid shows up; the test process's own CPU (another
     uid) does not."""
     uid = 64990
+    # The shell itself spins (no child process that could outlive it), in a session of its
+    # own, killed as a group. (A spinning child of `timeout` once outlived the test: killing
+    # `timeout` leaves its child running.)
     spin = subprocess.Popen(
-        ["/usr/bin/timeout", "3", "/bin/sh", "-c", "while :; do :; done"],
+        ["/bin/sh", "-c", "while :; do :; done"],
         user=uid,
         group=uid,
         cwd="/",
+        start_new_session=True,
     )
     try:
         meter = CpuMeter(uid_reader(range(uid, uid + 1)))
@@ -87,7 +92,7 @@ def test_the_runs_meter_counts_only_the_sandbox_uids(tmp_path: Path) -> None:
         time.sleep(0.3)
         idle = others.busy_fraction()
     finally:
-        spin.kill()
+        os.killpg(spin.pid, signal.SIGKILL)
         spin.wait()
     cpus = len(os.sched_getaffinity(0))
     assert spinning is not None and spinning > 0.3 / cpus  # one busy CPU of the machine's
