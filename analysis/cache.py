@@ -23,6 +23,9 @@ file). The fingerprint is taken *before* the data are read, so a change made whi
 analysis runs at worst causes one more recomputation. ``meta.snapshot.taken_at`` of a cached
 result is when it was computed, which the report shows as the data snapshot's time.
 
+:func:`report_parts` gives both kinds of the report in steps, for the report job
+(:mod:`analysis.work`), which keeps them in the database for every app server.
+
 The cache is ``caches["default"]`` (a per-process ``LocMemCache`` unless settings say
 otherwise); ``ANALYSIS_CACHE_TIMEOUT`` (seconds, default a day) bounds how long an entry is
 kept. Failures are not cached.
@@ -33,7 +36,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -136,16 +140,14 @@ def cached_analysis(
     return _analysis(trial, seed, fingerprint(trial, seed=seed))
 
 
-def cached_report_html(
+def _report_html(
     trial: Trial,
+    seed: int,
+    current: str,
     *,
     self_contained: bool,
-    links: Sequence[tuple[str, str]] = (),
-    seed: int = 0,
+    links: Sequence[tuple[str, str]],
 ) -> str:
-    """:func:`analysis.report.render_report` of :func:`cached_analysis`, itself cached: the
-    rendered text is reused while the data and the links are unchanged."""
-    current = fingerprint(trial, seed=seed)
     links = [(str(label), str(href)) for label, href in links]
     key = _report_slot(trial, seed, self_contained)
     entry = _cache().get(key)
@@ -162,3 +164,63 @@ def cached_report_html(
     html = render_report(inp, results, self_contained=self_contained, links=links)
     _store(key, {"fingerprint": current, "links": links, "html": html})
     return html
+
+
+def cached_report_html(
+    trial: Trial,
+    *,
+    self_contained: bool,
+    links: Sequence[tuple[str, str]] = (),
+    seed: int = 0,
+) -> str:
+    """:func:`analysis.report.render_report` of :func:`cached_analysis`, itself cached: the
+    rendered text is reused while the data and the links are unchanged."""
+    current = fingerprint(trial, seed=seed)
+    return _report_html(trial, seed, current, self_contained=self_contained, links=links)
+
+
+@dataclass(frozen=True)
+class ReportParts:
+    """The report of one state of a trial's data: the web page and the self-contained file."""
+
+    fingerprint: str
+    page: str
+    file: str
+
+
+REPORT_STEPS = (
+    "reading the state of the data",
+    "building the data sets and running the analysis",
+    "rendering the report page",
+    "rendering the self-contained file",
+)
+
+
+def report_parts(
+    trial: Trial,
+    *,
+    links: Sequence[tuple[str, str]] = (),
+    seed: int = 0,
+    on_step: Callable[[int, str], None] | None = None,
+) -> tuple[str, ReportParts | analyze.AnalysisError]:
+    """The fingerprint and the report's page (with ``links``) and file, through the cache,
+    calling ``on_step(index, name)`` as each of :data:`REPORT_STEPS` begins. An analysis
+    that cannot run gives its :class:`~analysis.analyze.AnalysisError` instead of the parts
+    (an answer about this state of the data, not a failure of the job)."""
+
+    def step(index: int) -> None:
+        if on_step is not None:
+            on_step(index, REPORT_STEPS[index])
+
+    step(0)
+    current = fingerprint(trial, seed=seed)
+    step(1)
+    try:
+        _analysis(trial, seed, current)
+    except analyze.AnalysisError as exc:
+        return current, exc
+    step(2)
+    page = _report_html(trial, seed, current, self_contained=False, links=links)
+    step(3)
+    file = _report_html(trial, seed, current, self_contained=True, links=())
+    return current, ReportParts(current, page, file)

@@ -1,38 +1,33 @@
 """Web download of export bundles at /exports/<slug>/ (login; experimenter or statistician).
 
-Thin views: the page lists the formats with the row counts they will hold and the export
-history (the DataExport audit rows, with progress while one runs); a download is a POST that
-streams ``analysis.exports.bundle_stream`` as a zip attachment."""
+Thin views: the page lists the formats with the row counts they will hold, the user's own
+export jobs, and the export history (the DataExport audit rows, with progress while one runs).
+A download is a POST that starts an export job (``analysis.export`` on the ``jobs`` queue, see
+:mod:`analysis.work`) and sends the browser to the job's page, which shows its progress and
+then offers the zip. (The REST API still streams ``bundle_stream`` directly.)"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseBadRequest,
-    StreamingHttpResponse,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from analysis import work
 from analysis.exports import (
     FORMATS,
     ROW_NOTES,
-    bundle_filename,
-    bundle_stream,
     can_export_identifiers,
     manifest_bytes,
     recent_exports,
     rows_by_format,
     trial_for_export,
 )
-from analysis.models import DataExport
+from analysis.models import DataExport, Job
 from trials.access import staff_role_required
 from trials.models import Trial
 from trials.selectors import synthetic_count
@@ -143,6 +138,7 @@ def export_page(request: HttpRequest, slug: str, version: int | None = None) -> 
                 for e in history
             ),
             "can_identify": can_export_identifiers(request.user),
+            "jobs": work.user_jobs(request.user, trial, Job.Kind.EXPORT)[:5],
         },
     )
 
@@ -157,15 +153,5 @@ def export_download(request: HttpRequest, slug: str, version: int) -> HttpRespon
     identified = request.POST.get("identified") == "1"
     if identified and not can_export_identifiers(request.user):
         return render(request, "exports/no_identifiers.html", {"trial": trial}, status=403)
-    stream = bundle_stream(
-        trial, fmt, identified=identified, user=request.user, channel=DataExport.Channel.WEB
-    )
-    name = bundle_filename(trial, fmt, identified=identified)
-    return StreamingHttpResponse(
-        stream,
-        content_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    job = work.start_export(trial=trial, user=request.user, fmt=fmt, identified=identified)
+    return redirect("analysis:job", job_id=job.pk)

@@ -1,7 +1,8 @@
 """``python manage.py export_data SLUG --format csv|parquet|json|progsnap2 --out DIR``
 
 Writes a trial's export bundle into DIR: its files unzipped (the same layout as inside the
-zip the web page serves, ``manifest.json`` last), or with ``--zip`` the one zip file. DIR must
+zip the web page serves, ``manifest.json`` last), or with ``--zip`` the one zip file. A
+progress bar goes to stderr when it is a terminal (``--no-progress``: never). DIR must
 be empty or not exist yet. De-identified unless ``--identified`` (an operator's decision:
 the command runs with the database's own access, so no permission is asked, but it warns
 and the export is logged as identified)."""
@@ -15,7 +16,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analysis.exports import FORMATS, ExportError, export_to_dir, trial_for_export
+from analysis.exports import (
+    FORMATS,
+    ExportError,
+    expected_rows,
+    export_to_dir,
+    trial_for_export,
+)
+from analysis.management.progress import ProgressBar, add_progress_argument
 from analysis.models import DataExport
 from trials.models import Trial
 
@@ -41,6 +49,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--zip", action="store_true", help="Write the single zip bundle instead of its files"
         )
+        add_progress_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug: str = options["slug"]
@@ -57,21 +66,22 @@ class Command(BaseCommand):
                     "completion codes). It is logged as identified; store it accordingly."
                 )
             )
-        printer = _ProgressPrinter(self)
         self.stdout.write(
             f"Exporting {trial.slug} v{trial.version} ({trial.status}) as {options['fmt']} "
             f"into {out}"
         )
+        total = sum(expected_rows(trial, options["fmt"]).values())
         try:
-            result = export_to_dir(
-                trial,
-                options["fmt"],
-                out,
-                identified=options["identified"],
-                progress=printer,
-                as_zip=options["zip"],
-                channel=DataExport.Channel.COMMAND,
-            )
+            with ProgressBar(self, options, unit="rows") as bar:
+                result = export_to_dir(
+                    trial,
+                    options["fmt"],
+                    out,
+                    identified=options["identified"],
+                    progress=_RowsOfAll(bar, total),
+                    as_zip=options["zip"],
+                    channel=DataExport.Channel.COMMAND,
+                )
         except (ExportError, OSError) as exc:
             raise CommandError(f"export failed: {exc}") from exc
         for f in result.files:
@@ -103,17 +113,15 @@ def _check_out_dir(out: Path) -> None:
         raise CommandError(f"cannot create {out}: {parent} is not writable")
 
 
-class _ProgressPrinter:
-    """Prints "events: 1,200,000 / 2,000,000 rows (60%)" at every tenth and at the end."""
+class _RowsOfAll:
+    """The rows written of every table together, for one bar over the whole export."""
 
-    def __init__(self, command: BaseCommand) -> None:
-        self.command = command
-        self.shown: dict[str, int] = {}
+    def __init__(self, bar: ProgressBar, total: int) -> None:
+        self.bar = bar
+        self.total = total
+        self.rows: dict[str, int] = {}
 
-    def __call__(self, done: int, total: int, dataset: str) -> None:
-        step = min(100, done * 100 // total) // 10 if total else 10
-        if self.shown.get(dataset, -1) >= step:
-            return
-        self.shown[dataset] = step
-        percent = f" ({done * 100 // total}%)" if total else ""
-        self.command.stdout.write(f"  {dataset}: {done:,} / {total:,} rows{percent}")
+    def __call__(self, done: int, _total: int, dataset: str) -> None:
+        self.rows[dataset] = done
+        written = sum(self.rows.values())
+        self.bar(written, max(self.total, written), dataset)

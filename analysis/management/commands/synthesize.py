@@ -1,15 +1,18 @@
+"""``python manage.py synthesize SLUG --participants N --seed S``: synthetic participants in a
+live trial, as a synthesis job (:mod:`analysis.work`) run here, with a progress bar on stderr
+when it is a terminal (``--no-progress``: never)."""
+
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analysis.synthetic import (
-    SyntheticEffects,
-    SyntheticError,
-    SyntheticProgress,
-    synthesize_trial,
-)
+from analysis import work
+from analysis.management.progress import ProgressBar, add_progress_argument
+from analysis.models import Job
+from analysis.synthetic import SyntheticEffects
 from trials.models import Trial
 from trials.selectors import TrialNotFound, require_trial
 
@@ -63,6 +66,7 @@ class Command(BaseCommand):
             help="average telemetry events per participant added (default 200; 0: no events, "
             "code or assistant rows, for quick statistical runs)",
         )
+        add_progress_argument(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug, version = options["slug"], options["trial_version"]
@@ -82,34 +86,36 @@ class Command(BaseCommand):
             speed_gain_min=options["speed_gain_min"],
             censor_rate=options["censor_rate"],
         )
+        job = work.create_job(
+            kind=Job.Kind.SYNTHESIS,
+            trial=trial,
+            params={
+                "participants": options["participants"],
+                "seed": options["seed"],
+                "effects": asdict(effects),
+                "events_per_participant": options["events_per_participant"],
+            },
+        )
+        with ProgressBar(self, options, unit="participants") as bar:
+            work.run_job(job.pk, progress=bar)
+        job.refresh_from_db()
+        if job.state != Job.State.DONE:
+            raise CommandError(job.error or f"the synthesis job ended {job.state}")
+        self._summary(trial, job.result["summary"])
 
-        def report(p: SyntheticProgress) -> None:
-            self.stdout.write(
-                f"{p.participants_done:,}/{p.participants_total:,} participants, "
-                f"{p.events_written:,} events, {p.seconds:.1f} s "
-                f"({p.events_per_second:,.0f} events/s)"
-            )
-
-        try:
-            summary = synthesize_trial(
-                trial,
-                participants=options["participants"],
-                seed=options["seed"],
-                effects=effects,
-                events_per_participant=options["events_per_participant"],
-                progress=report,
-            )
-        except SyntheticError as exc:
-            raise CommandError(str(exc)) from None
-        arms = ", ".join(f"{key} {n:,}" for key, n in sorted(summary.by_arm.items()))
+    def _summary(self, trial: Trial, summary: dict[str, Any]) -> None:
+        s = summary
+        seconds = float(s["seconds"])
+        rate = f" ({s['events'] / seconds:,.0f} events/s)" if seconds > 0 else ""
+        arms = ", ".join(f"{key} {n:,}" for key, n in sorted(s["by_arm"].items()))
         self.stdout.write(
-            f"synthesized {summary.participants:,} participants in {trial.slug} version "
-            f"{trial.version} (seed {summary.seed}): {summary.declined:,} declined, "
-            f"{summary.screened_out:,} screened out, {summary.left_before_screening:,} left "
-            f"before screening, {summary.allocated:,} allocated ({arms}), "
-            f"{summary.completed:,} completed, {summary.withdrawn:,} withdrew, {summary.left:,} "
-            f"left mid-way, {summary.censored:,} timed out on {summary.main_stage or '-'}; "
-            f"{summary.events:,} events, {summary.snapshots:,} code versions, "
-            f"{summary.runs:,} runs and checks, {summary.assistant_turns:,} assistant turns, "
-            f"{summary.item_responses:,} quiz answers in {summary.seconds:.1f} s"
+            f"synthesized {s['participants']:,} participants in {trial.slug} version "
+            f"{trial.version} (seed {s['seed']}): {s['declined']:,} declined, "
+            f"{s['screened_out']:,} screened out, {s['left_before_screening']:,} left "
+            f"before screening, {s['allocated']:,} allocated ({arms}), "
+            f"{s['completed']:,} completed, {s['withdrawn']:,} withdrew, {s['left']:,} "
+            f"left mid-way, {s['censored']:,} timed out on {s['main_stage'] or '-'}; "
+            f"{s['events']:,} events, {s['snapshots']:,} code versions, "
+            f"{s['runs']:,} runs and checks, {s['assistant_turns']:,} assistant turns, "
+            f"{s['item_responses']:,} quiz answers in {seconds:.1f} s{rate}"
         )
