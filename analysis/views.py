@@ -8,7 +8,8 @@ newest. Graders and others get 403; anonymous users go to the login page.
 The report is computed by a job (:mod:`analysis.work`) once per state of the trial's data and
 kept in the database: the report page serves the job's report while the data are unchanged,
 and otherwise starts the job (or joins the one running) and sends the browser to the job's
-page, ``/analysis/jobs/<id>/``, which shows its progress and then the report. The results JSON
+page, ``/analysis/jobs/<id>/``, which shows its progress and then the report. (With no broker
+the job runs in the request and the report is shown at once.) The results JSON
 reuses the cached analysis (:mod:`analysis.cache`).
 
 A job's page polls ``/analysis/jobs/<id>/status/`` (JSON: state, done, total, step, error);
@@ -75,7 +76,7 @@ def report_view(request: HttpRequest, slug: str) -> HttpResponseBase:
     job = work.current_report(trial, fingerprint(trial, seed=0))
     if job is None:
         job = work.start_report(trial=trial, user=request.user)
-        if not (job.state == Job.State.DONE and request.GET.get("download")):
+        if job.state != Job.State.DONE:  # with no broker it ran here and is done already
             return redirect("analysis:job", job_id=job.pk)
     return _show_report(request, job, download=bool(request.GET.get("download")))
 

@@ -95,20 +95,34 @@ def test_a_report_is_computed_by_a_job_then_served_while_the_data_are_unchanged(
     synthetic.synthesize_trial(live_trial, participants=30, seed=2, events_per_participant=0)
     client, _ = staff(EXPERIMENTER, "eve")
     url = f"/analysis/{live_trial.slug}/report/"
-    first = client.get(url)
-    assert first.status_code == 302 and first["Location"].startswith("/analysis/jobs/")
+    first = client.get(url)  # no broker: the job ran in this request
+    assert first.status_code == 200 and "Participant flow (CONSORT)" in first.content.decode()
     job = Job.objects.get(kind="report")
     assert job.state == "done" and job.fingerprint
-    shown = client.get(first["Location"])  # the finished job's page is the report
-    assert shown.status_code == 200 and "Participant flow (CONSORT)" in shown.content.decode()
+    shown = client.get(f"/analysis/jobs/{job.pk}/")  # the finished job's page is the report
+    assert shown.status_code == 200 and shown.content == first.content
     again = client.get(url)
-    assert again.status_code == 200 and again.content == shown.content
+    assert again.status_code == 200 and again.content == first.content
     download = client.get(url + "?download=1")
     assert download.status_code == 200 and "attachment" in download["Content-Disposition"]
     assert Job.objects.filter(kind="report").count() == 1
     Participant.objects.create(trial=live_trial)  # new data: a new computation
-    assert client.get(url).status_code == 302
+    assert client.get(url).status_code == 200
     assert Job.objects.filter(kind="report").count() == 2
+
+
+def test_a_report_still_computing_sends_the_browser_to_its_job_page(live_trial, settings):
+    Participant.objects.create(trial=live_trial)
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker will take it (none does here)
+    client, _ = staff(STATISTICIAN, "stan")
+    response = client.get(f"/analysis/{live_trial.slug}/report/")
+    job = Job.objects.get(kind="report")
+    assert response.status_code == 302 and response["Location"] == f"/analysis/jobs/{job.pk}/"
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and 'id="job-progress"' in page.content.decode()
+    assert client.get(f"/analysis/{live_trial.slug}/report/")["Location"] == response["Location"]
+    work.run_job(job.pk)  # the worker's part
+    assert "Participant flow (CONSORT)" in client.get(response["Location"]).content.decode()
 
 
 # --- idempotency --------------------------------------------------------------------------

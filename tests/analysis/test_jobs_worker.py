@@ -30,7 +30,6 @@ from analysis.exports import bundle_stream
 from analysis.models import Job
 from tests.analysis.test_exports import fill_trial, unzip
 from tests.builders import launched_trial
-from tests.processes import POSTGRES_ONLY
 from trials.roles import STATISTICIAN
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -47,7 +46,12 @@ def _redis_up() -> bool:
 
 
 pytestmark = [
-    *POSTGRES_ONLY,
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="the worker is another process on the test database: PostgreSQL only "
+        "(set DATABASE_URL=postgres://...)",
+    ),
     pytest.mark.skipif(not _redis_up(), reason="needs Redis on 127.0.0.1:6379"),
     pytest.mark.django_db(transaction=True),
 ]
