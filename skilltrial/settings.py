@@ -259,6 +259,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
         else {}
     ),
 }
+# Days an export job's zip is kept in the database (analysis.Job).
+JOB_OUTPUT_DAYS = env_int("JOB_OUTPUT_DAYS", 7)
 # Waiting on a run from inside a job (quiz code grading) is allowed: the run is on another queue.
 SANDBOX_WAIT_SECONDS = env_int("SANDBOX_WAIT_SECONDS", 3600)
 
