@@ -24,6 +24,7 @@ Every answered Check is then looked up in the database: recorded exactly once.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -44,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_load import SLUG, STAGE, TASK, Person, _headers, bring_in  # noqa: E402
 from bench.server import HOST, serve  # noqa: E402
 from bench.setup import manage, recreate_database  # noqa: E402
+
+print = functools.partial(print, flush=True)  # progress shows as it happens
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 SOLUTION = (ROOT / "studies" / SLUG / TASK / "solution.py").read_text()
@@ -235,7 +238,10 @@ def main() -> int:
     recreate_database(args.database_url)
     for command in (("migrate", "--noinput"), ("collectstatic", "--noinput", "-v0")):
         manage(env, *command)
-    manage(env, "import_trial", str(ROOT / "studies" / SLUG))
+    # With a broker, the import's checks of the solutions run on the runs queue: a worker
+    # must be there to take them.
+    with workers(env, "runs", 1, args.concurrency):
+        manage(env, "import_trial", str(ROOT / "studies" / SLUG))
     manage(env, "launch_trial", SLUG)
     with serve(env | {"DB_POOL_SIZE": "8"}, workers=2) as server, workers(env, "results", 1, 2):
         base = f"http://{HOST}:{server.port}"
