@@ -238,11 +238,11 @@ def main() -> int:
     recreate_database(args.database_url)
     for command in (("migrate", "--noinput"), ("collectstatic", "--noinput", "-v0")):
         manage(env, *command)
-    # With a broker, the import's checks of the solutions run on the runs queue: a worker
-    # must be there to take them.
+    # With a broker, the import's and the launch's checks of the solutions run on the runs
+    # queue: a worker must be there to take them.
     with workers(env, "runs", 1, args.concurrency):
         manage(env, "import_trial", str(ROOT / "studies" / SLUG))
-    manage(env, "launch_trial", SLUG)
+        manage(env, "launch_trial", SLUG)
     with serve(env | {"DB_POOL_SIZE": "8"}, workers=2) as server, workers(env, "results", 1, 2):
         base = f"http://{HOST}:{server.port}"
         print(f"server: {server.describe()}, REDIS_URL={REDIS_URL}")
