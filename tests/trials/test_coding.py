@@ -258,3 +258,26 @@ def test_the_queue_endpoint_says_where_a_waiting_run_stands(participant_client):
     status, body = post(participant_client, "queue", {})
     assert status == 200
     assert body == {"position": None}
+
+
+def test_a_check_body_cannot_carry_its_own_verdict_or_job(participant_client, live_trial):
+    """Verdict fields, a job id or a protocol hash sent with a Check are ignored: the verdict
+    is the runs queue's, of the code sent, against the live protocol's tests."""
+    to_main_tasks(participant_client)
+    task = load_task(live_trial.files, "tasks/concurrent_greetings")
+    forged = {
+        "stage": "main_tasks",
+        "task": task.folder,
+        "code": task.starter,
+        "all_passed": True,
+        "tests": [{"name": "x", "passed": True, "message": ""}],
+        "job": "00000000-0000-0000-0000-000000000000",
+        "trial": "0" * 64,
+        "status": "ok",
+    }
+    status, answer = post(participant_client, "check", forged)
+    assert status == 200
+    assert answer["all_passed"] is False and answer["first_pass"] is False
+    run = CodeRun.objects.get(kind="check")
+    assert str(run.job) != forged["job"] and run.tests_passed < run.tests_total
+    assert not TaskState.objects.filter(first_passed_at__isnull=False).exists()

@@ -86,10 +86,10 @@ def test_recording_a_check_twice_stores_it_once(live_trial):
 
 
 @pytest.mark.django_db
-def test_a_forged_sandbox_answer_for_another_job_cannot_complete_a_task(live_trial):
-    """The recording step takes the verdict from the runs queue only: the browser never sends
-    one, and a recording names its job, so a passing answer of one run cannot be replayed onto
-    another participant's job to complete it."""
+def test_a_replayed_recording_stores_nothing_and_touches_only_its_own_participant(live_trial):
+    """The verdict comes from the runs queue only (the browser never sends one; the queues are
+    the server's own, out of a participant's reach). Replaying one job's recording stores no
+    new run and changes nothing for another participant whose Check failed."""
     passing = _pending(live_trial, "check")
     failing = _pending(live_trial, "check", code="def nothing():\n    pass\n")
     good = execute(passing.sandbox_request())
